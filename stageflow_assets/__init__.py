@@ -1,0 +1,1 @@
+"""stageflow_assets: media pipelines as Dagster software-defined assets."""

@@ -1,0 +1,100 @@
+"""Running asset jobs through the Dagster instance, so CLI runs show in the UI like any other."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+from stageflow_assets.core.settings import project_root
+
+DEFS_MODULE = "stageflow_assets.definitions"
+PID_TAG = "stageflow/pid"
+# the event log keeps every event for the UI; the terminal only needs warnings
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    success: bool
+    error: str | None = None
+
+
+def reconstructable_job(name: str):
+    repo = ReconstructableRepository.for_module(DEFS_MODULE, "defs", working_directory=str(project_root()))
+    return repo.get_reconstructable_job(name)
+
+
+def failure_message(result: dg.ExecutionResult) -> str | None:
+    """The first step failure as one line: a Failure's description, else the error message."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            if data.user_failure_data and data.user_failure_data.description:
+                return data.user_failure_data.description
+            error = data.error
+            while error is not None and error.cause is not None and "DagsterExecution" in error.cls_name:
+                error = error.cause
+            return error.message.strip().splitlines()[0] if error else "step failed"
+    return None if result.success else "run failed"
+
+
+def execute_partition(
+    instance: dg.DagsterInstance,
+    job_name: str,
+    partitions_def: dg.PartitionsDefinition,
+    partition_key: Any,
+    tags: dict[str, str],
+    run_config: dict | None = None,
+) -> RunOutcome:
+    run_tags = {**partitions_def.get_tags_for_partition_key(str(partition_key)), **tags}
+    run_tags[PID_TAG] = str(os.getpid())
+    result = dg.execute_job(
+        reconstructable_job(job_name), instance, run_config={**QUIET, **(run_config or {})},
+        tags=run_tags,
+    )
+    return RunOutcome(result.run_id, result.success, failure_message(result))
+
+
+def reexecute_from_failure(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
+    """Re-execute a failed run's failed and unfinished steps.
+
+    A run whose process was killed stays STARTED forever without the monitoring daemon;
+    if its recorded process is gone it is marked failed first.
+    """
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        raise LookupError(f"no run {run_id} in this instance")
+    if run.status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
+        pid = int(run.tags.get(PID_TAG, "0") or 0)
+        if pid and _alive(pid):
+            raise RuntimeError(f"run {run_id} is still running (process {pid})")
+        instance.report_run_failed(run, message="the run's process is gone (killed)")
+    tags = {PID_TAG: str(os.getpid())}
+    result = dg.execute_job(
+        reconstructable_job(run.job_name),
+        instance,
+        run_config={**run.run_config, **QUIET},
+        tags=tags,
+        reexecution_options=dg.ReexecutionOptions.from_failure(run_id, instance),
+    )
+    return RunOutcome(result.run_id, result.success, failure_message(result))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child still answers kill(0); a dead run is what matters
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False

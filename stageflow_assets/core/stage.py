@@ -1,0 +1,296 @@
+"""The stage runtime: one call wraps an asset body with its stage dir, manifest and log.
+
+An asset body hands `run_stage` its inputs, its provider config and a `work` function that
+writes outputs through the `StageWriter`. The runtime reuses unchanged work, renames finished
+files into place, and on failure writes `manifest.failed.json` while the last good outputs
+and `manifest.json` stay untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import dagster as dg
+from pydantic import ValidationError
+
+from stageflow_assets.core.errors import StageError
+from stageflow_assets.core.hashing import sha256_file, sha256_json
+from stageflow_assets.core.manifest import (
+    FAILED_MANIFEST_NAME,
+    MANIFEST_NAME,
+    ErrorRecord,
+    FileRecord,
+    StageManifest,
+)
+from stageflow_assets.core.metadata import manifest_metadata
+from stageflow_assets.core.paths import TEMP_MARK, StagePaths, temp_name, write_text_atomic
+
+FORCE_TAG = "stageflow/force"
+STAGE_LOG_NAME = "stage.log"
+_KEEP = {MANIFEST_NAME, FAILED_MANIFEST_NAME, STAGE_LOG_NAME}
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage's place on disk: `ROOT/<domain>/<job>/<dir_name>[/<lang>]`."""
+
+    domain: str
+    dir_name: str
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {"stageflow/domain": self.domain, "stageflow/stage_dir": self.dir_name}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> "StageSpec":
+        return cls(metadata["stageflow/domain"], metadata["stageflow/stage_dir"])
+
+
+def partition_parts(partition_key: Any) -> tuple[str, str | None]:
+    """(job, lang) from a `job` key or a `job × lang` MultiPartitionKey."""
+    dims = getattr(partition_key, "keys_by_dimension", None)
+    if dims:
+        return dims["job"], dims.get("lang")
+    return str(partition_key), None
+
+
+def read_manifest(path: Path) -> StageManifest | None:
+    try:
+        return StageManifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValidationError, ValueError):
+        return None
+
+
+@dataclass
+class StageLog:
+    path: Path
+    context: Any = None
+
+    def __call__(self, message: str, level: str = "info") -> None:
+        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(f"{stamp} {level.upper():5} {message}\n")
+        if self.context is not None:
+            getattr(self.context.log, level)(message)
+
+
+@dataclass
+class StageWriter:
+    """What a stage body uses to declare outputs, details and timings."""
+
+    directory: Path
+    run_id: str
+    log: StageLog
+    details: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    preview: str | None = None
+    status: str = "success"
+    _outputs: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+
+    def output(self, name: str, kind: str, fmt: str = "", language: str | None = None) -> Path:
+        """A temp path to write `name` to; it is renamed into place when the stage succeeds."""
+        final = self.directory / name
+        self._outputs.append((final, {"kind": kind, "format": fmt, "language": language}))
+        return temp_name(final, self.run_id)
+
+    def skip(self, reason: str) -> None:
+        """Record the stage as skipped (no outputs), e.g. a language no backend serves."""
+        self.status = "skipped"
+        self.details["skipped_reason"] = reason
+        self.log(f"skipped: {reason}", "warning")
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - start, 4)
+
+
+@dataclass(frozen=True)
+class StageInput:
+    path: Path
+    upstream_asset: str | None = None
+    upstream_partition: str | None = None
+    kind: str = ""
+
+
+def _record(paths: StagePaths, path: Path, **extra: Any) -> FileRecord:
+    return FileRecord(
+        path=paths.relative(path), sha256=sha256_file(path), bytes=path.stat().st_size, **extra
+    )
+
+
+def _still_valid(paths: StagePaths, manifest: StageManifest) -> bool:
+    for record in manifest.outputs:
+        path = paths.absolute(record.path)
+        if not path.is_file() or path.stat().st_size != record.bytes:
+            return False
+        if sha256_file(path) != record.sha256:
+            return False
+    return True
+
+
+def _remove_temps(directory: Path) -> None:
+    for leftover in directory.glob(f"*{TEMP_MARK}*"):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+
+
+def run_stage(
+    context: dg.AssetExecutionContext,
+    paths: StagePaths,
+    spec: StageSpec,
+    *,
+    inputs: list[StageInput],
+    config: dict[str, Any],
+    work: Callable[[StageWriter], None],
+    provider_versions: dict[str, str] | None = None,
+) -> dg.Output[StageManifest]:
+    """Run `work` for this asset partition in its own stage dir and describe the result."""
+    job, lang = partition_parts(context.partition_key)
+    directory = paths.stage_dir(spec.domain, job, spec.dir_name, lang)
+    directory.mkdir(parents=True, exist_ok=True)
+    _remove_temps(directory)
+    log = StageLog(directory / STAGE_LOG_NAME, context)
+    stage = context.asset_key.to_user_string()
+    code_version = context.assets_def.code_versions_by_key.get(context.asset_key) or ""
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    base = dict(
+        domain=spec.domain,
+        stage=stage,
+        partition=str(context.partition_key),
+        run_id=context.run_id,
+        started=started,
+        code_version=code_version,
+        config=config,
+        provider_versions=provider_versions or {},
+    )
+    log(f"run {context.run_id}: {stage} [{base['partition']}] started")
+
+    try:
+        input_records = [
+            _record(
+                paths,
+                item.path,
+                kind=item.kind,
+                upstream_asset=item.upstream_asset,
+                upstream_partition=item.upstream_partition,
+            )
+            for item in inputs
+        ]
+        fingerprint = sha256_json(
+            {"code": code_version, "config": config, "inputs": [r.sha256 for r in input_records]}
+        )
+        previous = read_manifest(directory / MANIFEST_NAME)
+        forced = context.get_tag(FORCE_TAG) == "true"
+        if (
+            not forced
+            and previous is not None
+            and previous.fingerprint == fingerprint
+            and _still_valid(paths, previous)
+        ):
+            log(f"inputs, code and config unchanged since run {previous.run_id}: reusing outputs")
+            manifest = previous.model_copy(
+                update=dict(
+                    **base,
+                    reused=True,
+                    reused_from_run=previous.reused_from_run or previous.run_id,
+                    finished=datetime.now(timezone.utc),
+                    duration_s=round(time.perf_counter() - t0, 4),
+                    fingerprint=fingerprint,
+                )
+            )
+            return _as_output(paths, directory, manifest)
+
+        writer = StageWriter(directory=directory, run_id=context.run_id, log=log)
+        with writer.timed("work"):
+            work(writer)
+        outputs = []
+        for final, extra in writer._outputs:
+            produced = temp_name(final, context.run_id)
+            if not produced.is_file():
+                raise StageError(f"{stage} did not produce {final.name}", expected=str(final))
+            os.replace(produced, final)
+            outputs.append(_record(paths, final, **extra))
+        manifest = StageManifest(
+            **base,
+            status=writer.status,
+            finished=datetime.now(timezone.utc),
+            duration_s=round(time.perf_counter() - t0, 4),
+            fingerprint=fingerprint,
+            inputs=input_records,
+            outputs=outputs,
+            details=writer.details,
+            warnings=writer.warnings,
+            timings=writer.timings,
+            resources={"process_peak_rss_mb": _peak_rss_mb()},
+        )
+        kept = {Path(r.path).name for r in outputs} | _KEEP
+        for stale in directory.iterdir():
+            if stale.is_file() and stale.name not in kept:
+                stale.unlink()
+        (directory / FAILED_MANIFEST_NAME).unlink(missing_ok=True)
+        log(f"{writer.status} in {manifest.duration_s:.2f}s: {len(outputs)} output(s)")
+        return _as_output(paths, directory, manifest, preview=writer.preview)
+    except BaseException as exc:  # noqa: BLE001 - interrupts must leave a failed manifest too
+        _remove_temps(directory)
+        error = _error_record(exc)
+        failed = StageManifest(
+            **base,
+            status="failed",
+            finished=datetime.now(timezone.utc),
+            duration_s=round(time.perf_counter() - t0, 4),
+            errors=[error],
+        )
+        write_text_atomic(directory / FAILED_MANIFEST_NAME, failed.model_dump_json(indent=2))
+        log(f"failed: {error.message}", "error")
+        if isinstance(exc, StageError):
+            raise dg.Failure(
+                description=exc.message,
+                metadata={
+                    "input": dg.MetadataValue.json(exc.details) if exc.details else "",
+                    "failed_manifest": dg.MetadataValue.path(
+                        str(directory / FAILED_MANIFEST_NAME)
+                    ),
+                },
+                allow_retries=exc.retryable,
+            ) from exc
+        raise
+
+
+def _error_record(exc: BaseException) -> ErrorRecord:
+    if isinstance(exc, StageError):
+        return ErrorRecord(type=type(exc).__name__, message=exc.message, details=exc.details)
+    message = str(exc) or type(exc).__name__
+    tail = "".join(traceback.format_exception(exc)[-3:])
+    return ErrorRecord(type=type(exc).__name__, message=message, details={"traceback": tail})
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _as_output(
+    paths: StagePaths, directory: Path, manifest: StageManifest, preview: str | None = None
+) -> dg.Output[StageManifest]:
+    if preview is None and manifest.reused:
+        preview = manifest.details.get("preview")
+    if preview:
+        manifest.details["preview"] = preview
+    return dg.Output(
+        manifest,
+        metadata=manifest_metadata(paths, directory, manifest),
+        data_version=dg.DataVersion(manifest.data_version),
+    )

@@ -1,0 +1,116 @@
+"""ffmpeg/ffprobe as a resource: probe, demux to 16 kHz mono WAV, mux soft subtitles."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import dagster as dg
+from pydantic import BaseModel
+
+from stageflow_assets.core.errors import BadInputError, ProviderError
+from stageflow_assets.providers.process import last_line, run_tool
+
+
+class StreamInfo(BaseModel):
+    index: int
+    kind: str
+    codec: str = ""
+    language: str | None = None
+    start_time: float = 0.0
+    duration: float | None = None
+
+
+class ProbeResult(BaseModel):
+    format_name: str
+    duration: float
+    streams: list[StreamInfo]
+
+    def of_kind(self, kind: str) -> list[StreamInfo]:
+        return [s for s in self.streams if s.kind == kind]
+
+
+class SubtitleTrack(BaseModel):
+    path: Path
+    language: str  # ISO 639-2 code written into the container
+    title: str
+
+
+@functools.lru_cache(maxsize=8)
+def _version(binary: str) -> str:
+    result = run_tool([binary, "-version"], timeout_s=30)
+    return result.stdout.splitlines()[0] if result.stdout else "unknown"
+
+
+class MediaTools(dg.ConfigurableResource):
+    """ffmpeg and ffprobe from PATH (Debian `ffmpeg`), run with timeouts in their own group."""
+
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
+    probe_timeout_s: float = 60
+    timeout_s: float = 4 * 3600
+
+    def versions(self) -> dict[str, str]:
+        return {"ffmpeg": _version(self.ffmpeg)}
+
+    def probe(self, path: Path) -> ProbeResult:
+        """Streams and duration; a file ffprobe cannot read is bad input, not a crash."""
+        if not path.is_file():
+            raise BadInputError(f"{path}: no such file", input=str(path))
+        if path.stat().st_size == 0:
+            raise BadInputError(f"{path.name}: the file is empty", input=str(path))
+        result = run_tool(
+            [self.ffprobe, "-v", "error", "-print_format", "json", "-show_format",
+             "-show_streams", str(path)],
+            timeout_s=self.probe_timeout_s,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BadInputError(
+                f"{path.name}: not a readable video ({last_line(result.stderr)}); "
+                "check that the file is a complete video",
+                input=str(path),
+                ffprobe=result.stderr[-1000:],
+            )
+        data = json.loads(result.stdout or "{}")
+        fmt = data.get("format", {})
+        streams = [
+            StreamInfo(
+                index=s["index"],
+                kind=s.get("codec_type", "unknown"),
+                codec=s.get("codec_name", ""),
+                language=(s.get("tags") or {}).get("language"),
+                start_time=float(s.get("start_time") or 0.0),
+                duration=float(s["duration"]) if s.get("duration") else None,
+            )
+            for s in data.get("streams", [])
+        ]
+        duration = float(fmt.get("duration") or 0.0)
+        return ProbeResult(format_name=fmt.get("format_name", ""), duration=duration, streams=streams)
+
+    def extract_audio(self, src: Path, dst: Path, sample_rate: int = 16000) -> None:
+        """First audio stream → mono PCM WAV, padded so t=0 is the container's t=0."""
+        run_tool(
+            [self.ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(src),
+             "-map", "0:a:0", "-vn", "-af", "aresample=async=1:first_pts=0",
+             "-ac", "1", "-ar", str(sample_rate), "-c:a", "pcm_s16le", "-f", "wav", str(dst)],
+            timeout_s=self.timeout_s,
+        )
+
+    def mux(self, video: Path, tracks: list[SubtitleTrack], dst: Path) -> None:
+        """Copy the video and audio streams and add one soft subtitle track per language."""
+        if not tracks:
+            raise ProviderError("no subtitle tracks to mux")
+        args = [self.ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(video)]
+        for track in tracks:
+            args += ["-i", str(track.path)]
+        args += ["-map", "0:v?", "-map", "0:a?"]
+        for n in range(len(tracks)):
+            args += ["-map", f"{n + 1}:0"]
+        args += ["-c", "copy", "-c:s", "srt"]
+        for n, track in enumerate(tracks):
+            args += [f"-metadata:s:s:{n}", f"language={track.language}",
+                     f"-metadata:s:s:{n}", f"title={track.title}"]
+        args += ["-f", "matroska", str(dst)]
+        run_tool(args, timeout_s=self.timeout_s)

@@ -1,0 +1,99 @@
+"""Running external tools: argument lists, timeouts, and no orphans.
+
+Each tool runs in its own process group so a timeout or a cancelled run kills the whole tree,
+and on Linux the child also gets SIGKILL if the run process itself dies (PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from typing import Sequence
+
+from stageflow_assets.core.errors import ProviderError
+
+_PR_SET_PDEATHSIG = 1
+try:
+    _prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+except OSError:  # not glibc: process groups still work, only the parent-death signal is lost
+    _prctl = None
+
+
+def _child_setup() -> None:
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_tool(
+    args: Sequence[str],
+    *,
+    timeout_s: float,
+    input_text: str | None = None,
+    check: bool = True,
+) -> ToolResult:
+    """Run `args` (never through a shell); raise ProviderError on timeout or non-zero exit."""
+    argv = tuple(str(a) for a in args)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=True,
+            preexec_fn=_child_setup,  # noqa: PLW1509 - only a prctl call, no imports or locks
+        )
+    except FileNotFoundError as exc:
+        raise ProviderError(
+            f"{argv[0]} is not installed: run `make install` (it installs the Debian packages)",
+            tool=argv[0],
+        ) from exc
+    try:
+        stdout, stderr = proc.communicate(input_text, timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        _kill_group(proc)
+        raise ProviderError(
+            f"{os.path.basename(argv[0])} timed out after {timeout_s:g}s", args=list(argv)
+        ) from exc
+    except BaseException:
+        _kill_group(proc)
+        raise
+    result = ToolResult(argv, proc.returncode, stdout, stderr)
+    if check and proc.returncode != 0:
+        raise ProviderError(
+            f"{os.path.basename(argv[0])} failed (exit {proc.returncode}): {last_line(stderr)}",
+            args=list(argv),
+            stderr=stderr[-2000:],
+        )
+    return result
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"

@@ -1,0 +1,154 @@
+"""The subtitle pipeline, one asset per stage.
+
+`source_video → audio → transcript` are partitioned by job (one video each);
+`translation → subtitles` by job × language; `subtitled_video` gathers a job's languages.
+"""
+
+
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+from stageflow_assets.core.errors import BadInputError
+from stageflow_assets.core.keys import slug
+from stageflow_assets.core.manifest import StageManifest
+from stageflow_assets.core.stage import StageInput, StageWriter, run_stage
+from stageflow_assets.core.storage import StageStore
+from stageflow_assets.providers.asr import WhisperASR
+from stageflow_assets.providers.media import MediaTools
+from stageflow_assets.subtitles import stages
+from stageflow_assets.subtitles.partitions import subtitle_job_partitions
+from stageflow_assets.subtitles.registry import load_job
+
+GROUP = "subtitles"
+PROVIDER_RETRY = dg.RetryPolicy(
+    max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+# a truncated file decodes to less audio than its header promises
+TRUNCATION_TOLERANCE_S = 1.0
+
+
+def stage_input(paths, manifest: StageManifest, kind: str) -> StageInput:
+    record = manifest.output(kind)
+    return StageInput(paths.absolute(record.path), manifest.stage, manifest.partition, kind)
+
+
+@dg.asset(
+    partitions_def=subtitle_job_partitions,
+    group_name=GROUP,
+    code_version="1",
+    kinds={"ffmpeg"},
+    metadata=stages.SOURCE_VIDEO.metadata,
+)
+def source_video(context: dg.AssetExecutionContext, storage: StageStore, media: MediaTools):
+    """The registered video of one job, probed (duration, streams) and kept in its stage dir.
+
+    Partitioned by job: each registered video is one partition. Files without an audio
+    stream, empty or unreadable files fail here with the reason.
+    """
+    paths = storage.paths
+    job = load_job(paths, str(context.partition_key))
+    source = Path(job.source_path)
+    if not source.is_file():
+        raise dg.Failure(f"{source}: the registered video is gone", allow_retries=False)
+
+    def work(out: StageWriter) -> None:
+        probe = media.probe(source)
+        audio = probe.of_kind("audio")
+        if not audio:
+            raise BadInputError(
+                f"{source.name}: the video has no audio stream; give a video with speech",
+                input=str(source), streams=[s.kind for s in probe.streams],
+            )
+        ext = slug(source.suffix.lstrip("."), max_len=8, fallback="bin")
+        target = out.output(f"source.{ext}", kind="video", fmt=probe.format_name)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+        out.details.update(
+            original_name=job.original_name,
+            duration_s=round(probe.duration, 3),
+            container=probe.format_name,
+            streams=[s.model_dump() for s in probe.streams],
+            audio_start_s=audio[0].start_time,
+            audio_duration_s=audio[0].duration or probe.duration,
+        )
+
+    return run_stage(
+        context, paths, stages.SOURCE_VIDEO,
+        inputs=[StageInput(source, kind="registered_video")],
+        config={"registered_as": job.original_name},
+        provider_versions=media.versions(), work=work,
+    )
+
+
+@dg.asset(
+    partitions_def=subtitle_job_partitions, group_name=GROUP, code_version="1",
+    kinds={"ffmpeg"}, retry_policy=PROVIDER_RETRY, metadata=stages.AUDIO.metadata,
+)
+def audio(
+    context: dg.AssetExecutionContext, storage: StageStore, media: MediaTools,
+    source_video: StageManifest,
+):
+    """16 kHz mono PCM WAV of the first audio track, on the video's timeline (start offset kept)."""
+    paths = storage.paths
+    video = stage_input(paths, source_video, "video")
+    expected = float(source_video.details.get("audio_duration_s") or 0.0)
+
+    def work(out: StageWriter) -> None:
+        wav = out.output("audio.wav", kind="audio", fmt="wav")
+        media.extract_audio(video.path, wav)
+        got = media.probe(wav).duration
+        start = float(source_video.details.get("audio_start_s") or 0.0)
+        if expected and got + TRUNCATION_TOLERANCE_S < expected + start:
+            raise BadInputError(
+                f"{source_video.details.get('original_name')}: only {got:.1f}s of its "
+                f"{expected:.1f}s audio could be decoded; the file looks truncated",
+                decoded_s=got, expected_s=expected,
+            )
+        out.details.update(duration_s=round(got, 3), sample_rate=16000, channels=1,
+                           start_offset_s=start)
+
+    return run_stage(
+        context, paths, stages.AUDIO, inputs=[video],
+        config={"sample_rate": 16000, "channels": 1, "filter": "aresample=async=1:first_pts=0"},
+        provider_versions=media.versions(), work=work,
+    )
+
+
+@dg.asset(
+    partitions_def=subtitle_job_partitions, group_name=GROUP, code_version="1",
+    kinds={"whisper"}, retry_policy=PROVIDER_RETRY, metadata=stages.TRANSCRIPT.metadata,
+)
+def transcript(
+    context: dg.AssetExecutionContext, storage: StageStore, asr: WhisperASR, audio: StageManifest
+):
+    """What was said, with segment and word timings and the detected language (Whisper)."""
+    paths = storage.paths
+    wav = stage_input(paths, audio, "audio")
+
+    def work(out: StageWriter) -> None:
+        with out.timed("asr"):
+            result = asr.transcribe(wav.path)
+        out.output("transcript.json", kind="transcript", fmt="json").write_text(
+            result.model_dump_json(indent=1), encoding="utf-8"
+        )
+        duration = max(result.duration, 0.001)
+        out.details.update(
+            language=result.language, language_probability=result.language_probability,
+            segments=len(result.segments), words=sum(len(s.words) for s in result.segments),
+            real_time_factor=round(out.timings["asr"] / duration, 3),
+        )
+        out.preview = "\n".join(
+            f"- `{s.start:7.2f}–{s.end:7.2f}` {s.text}" for s in result.segments[:8]
+        ) or "_no speech found_"
+        if not result.segments:
+            out.warnings.append("no speech recognised")
+
+    return run_stage(
+        context, paths, stages.TRANSCRIPT, inputs=[wav], config=asr.parameters(),
+        provider_versions=asr.versions(), work=work,
+    )

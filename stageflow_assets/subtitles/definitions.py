@@ -1,0 +1,18 @@
+"""Everything the subtitle domain ships."""
+
+import dagster as dg
+
+from stageflow_assets.subtitles.assets import audio, source_video, transcript
+from stageflow_assets.subtitles.jobs import (
+    subtitle_language_job,
+    subtitle_mux_job,
+    subtitle_source_job,
+)
+from stageflow_assets.subtitles.language_assets import subtitled_video, subtitles, translation
+from stageflow_assets.subtitles.sensors import video_inbox_sensor
+
+defs = dg.Definitions(
+    assets=[source_video, audio, transcript, translation, subtitles, subtitled_video],
+    jobs=[subtitle_source_job, subtitle_language_job, subtitle_mux_job],
+    sensors=[video_inbox_sensor],
+)

@@ -1,0 +1,51 @@
+"""Registered videos: which file a `job` partition key stands for."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from stageflow_assets.core.errors import BadInputError
+from stageflow_assets.core.keys import job_key_for_file
+from stageflow_assets.core.paths import StagePaths, write_text_atomic
+from stageflow_assets.subtitles.stages import DOMAIN
+
+JOB_FILE = "job.json"
+
+
+class VideoJob(BaseModel):
+    job: str
+    source_path: str
+    original_name: str
+    registered_at: datetime
+
+
+def register_video(paths: StagePaths, video: Path) -> VideoJob:
+    """Record `video` under its job key (idempotent: same file, same key)."""
+    video = video.expanduser().resolve()
+    if not video.is_file():
+        raise BadInputError(f"{video}: no such file", input=str(video))
+    job = job_key_for_file(video)
+    record = VideoJob(
+        job=job,
+        source_path=str(video),
+        original_name=video.name,
+        registered_at=datetime.now(timezone.utc),
+    )
+    write_text_atomic(paths.job_dir(DOMAIN, job) / JOB_FILE, record.model_dump_json(indent=2))
+    return record
+
+
+def load_job(paths: StagePaths, job: str) -> VideoJob:
+    path = paths.job_dir(DOMAIN, job) / JOB_FILE
+    try:
+        return VideoJob.model_validate_json(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValidationError) as exc:
+        raise BadInputError(
+            f"job {job} has no registered video: run `stageflow subtitles VIDEO` or drop the "
+            "video into the inbox",
+            job=job,
+            registry=str(path),
+        ) from exc

@@ -1,0 +1,56 @@
+"""The video inbox: a file dropped into `$STAGEFLOW_HOME/inbox/videos` becomes a job."""
+
+
+import json
+import time
+
+import dagster as dg
+
+from stageflow_assets.core.errors import BadInputError
+from stageflow_assets.core.storage import StageStore
+from stageflow_assets.subtitles.jobs import JOB_TAG, subtitle_source_job
+from stageflow_assets.subtitles.partitions import subtitle_job_partitions
+from stageflow_assets.subtitles.registry import register_video
+
+MAX_NEW_PER_TICK = 50
+# a file still being copied in keeps changing; wait until it has been quiet this long
+SETTLE_SECONDS = 3.0
+
+
+@dg.sensor(
+    job=subtitle_source_job,
+    minimum_interval_seconds=10,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Registers each new video in the inbox as a job partition and requests its run.",
+)
+def video_inbox_sensor(context: dg.SensorEvaluationContext, storage: StageStore):
+    inbox = storage.paths.inbox("videos")
+    inbox.mkdir(parents=True, exist_ok=True)
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    now = time.time()
+    new_keys: list[str] = []
+    requests: list[dg.RunRequest] = []
+    for path in sorted(inbox.iterdir()):
+        if len(new_keys) >= MAX_NEW_PER_TICK:
+            break
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        stat = path.stat()
+        signature = f"{stat.st_size}:{stat.st_mtime_ns}"
+        if seen.get(path.name) == signature or now - stat.st_mtime < SETTLE_SECONDS:
+            continue
+        try:
+            job = register_video(storage.paths, path).job
+        except (BadInputError, OSError) as exc:
+            context.log.warning(f"inbox: skipping {path.name}: {exc}")
+            continue
+        seen[path.name] = signature
+        new_keys.append(job)
+        requests.append(
+            dg.RunRequest(partition_key=job, run_key=job, tags={JOB_TAG: job, "stageflow/source": "inbox"})
+        )
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[subtitle_job_partitions.build_add_request(new_keys)] if new_keys else [],
+        cursor=json.dumps(seen, sort_keys=True),
+    )
