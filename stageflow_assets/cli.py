@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -20,6 +21,8 @@ def _fail(message: str, run_id: str | None = None, code: int = 1) -> None:
 @click.group()
 def main() -> None:
     """Media pipelines as Dagster assets: subtitles (more domains to come)."""
+    # Output(data_version=...) is marked beta; the warning says nothing a user can act on
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
 
 
 @main.command()

@@ -74,3 +74,9 @@ def ensure_bundled_model(cache_dir: Path) -> Path:
             out.flush()
             os.fsync(out.fileno())
     return target
+
+
+if __name__ == "__main__":
+    from stageflow_assets.core.settings import model_cache_dir
+
+    print(ensure_bundled_model(model_cache_dir()))

@@ -1,4 +1,8 @@
-"""Cues from ASR segments: split long segments at word boundaries, wrap lines for display."""
+"""Cues from ASR segments: split long segments at word boundaries, wrap lines for display.
+
+A first cut: cues end at sentence ends where they can, stay under 70 source characters (room
+for translations that run longer) and 7 seconds, and a short tail joins the cue before it.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,15 @@ import textwrap
 
 from pydantic import BaseModel
 
-from stageflow_assets.providers.asr import Segment, Transcript, Word
+from stageflow_assets.providers.asr import Transcript, Word
 
-MAX_CUE_CHARS = 84  # two lines of 42
+MAX_CUE_CHARS = 70
 MAX_CUE_SECONDS = 7.0
+MIN_TAIL_CHARS = 16
+PAUSE_SECONDS = 1.5
 LINE_WIDTH = 42
 MAX_LINES = 2
+SENTENCE_END = (".", "?", "!", "…")
 
 
 class Cue(BaseModel):
@@ -21,42 +28,50 @@ class Cue(BaseModel):
     text: str
 
 
-def _chunks(segment: Segment) -> list[list[Word]]:
+def _text(words: list[Word]) -> str:
+    return "".join(w.word for w in words).strip()
+
+
+def _chunks(words: list[Word]) -> list[list[Word]]:
     chunks: list[list[Word]] = [[]]
-    for word in segment.words:
+    for word in words:
         current = chunks[-1]
-        text = "".join(w.word for w in current + [word]).strip()
-        too_long = current and (
-            len(text) > MAX_CUE_CHARS or word.end - current[0].start > MAX_CUE_SECONDS
+        full = current and (
+            len(_text(current + [word])) > MAX_CUE_CHARS
+            or word.end - current[0].start > MAX_CUE_SECONDS
+            or word.start - current[-1].end > PAUSE_SECONDS
         )
-        if too_long:
+        if full:
             chunks.append([word])
-        else:
-            current.append(word)
-    return [c for c in chunks if c]
+            continue
+        current.append(word)
+        if word.word.strip().endswith(SENTENCE_END) and len(_text(current)) >= MIN_TAIL_CHARS:
+            chunks.append([])
+    chunks = [c for c in chunks if c]
+    if len(chunks) > 1 and len(_text(chunks[-1])) < MIN_TAIL_CHARS:
+        merged = chunks[-2] + chunks[-1]
+        if len(_text(merged)) <= MAX_CUE_CHARS + MIN_TAIL_CHARS:
+            chunks[-2:] = [merged]
+    return chunks
 
 
 def cues_from_transcript(transcript: Transcript) -> list[Cue]:
-    cues: list[Cue] = []
-    for segment in transcript.segments:
-        if not segment.words:
-            if segment.text.strip():
-                cues.append(Cue(index=len(cues) + 1, start=segment.start, end=segment.end,
-                                text=segment.text.strip()))
-            continue
-        for chunk in _chunks(segment):
-            text = "".join(w.word for w in chunk).strip()
-            if text:
-                cues.append(Cue(index=len(cues) + 1, start=chunk[0].start, end=chunk[-1].end, text=text))
-    return cues
+    """Cues over the whole word stream (segment ends are not sentence ends)."""
+    if any(not s.words for s in transcript.segments):
+        spans = [(s.start, s.end, s.text.strip()) for s in transcript.segments]
+    else:
+        words = [w for s in transcript.segments for w in s.words]
+        spans = [(g[0].start, g[-1].end, _text(g)) for g in _chunks(words)]
+    return [
+        Cue(index=n, start=start, end=end, text=text)
+        for n, (start, end, text) in enumerate((sp for sp in spans if sp[2]), start=1)
+    ]
 
 
 def wrap(text: str) -> list[str]:
-    """At most two lines of 42 characters where the text allows; never drops words."""
+    """Lines of at most 42 characters, balanced into two where the text fits in two."""
     lines = textwrap.wrap(text, LINE_WIDTH) or [""]
-    if len(lines) <= MAX_LINES:
+    if len(lines) != 2:
         return lines
-    half = (len(text) + 1) // 2
-    split = text.rfind(" ", 0, half + 1)
-    split = split if split > 0 else text.find(" ", half)
-    return [text[:split].strip(), text[split:].strip()] if split > 0 else [text]
+    balanced = textwrap.wrap(text, max(len(text) // 2 + 1, max(len(w) for w in text.split())))
+    return balanced if len(balanced) == 2 and all(len(l) <= LINE_WIDTH for l in balanced) else lines

@@ -5,7 +5,6 @@ import dagster as dg
 
 from stageflow_assets.subtitles.assets import audio, source_video, transcript
 from stageflow_assets.subtitles.language_assets import subtitled_video, subtitles, translation
-from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
 
 JOB_TAG = "stageflow/job"
 DOMAIN_TAGS = {"stageflow/domain": "subtitles"}
@@ -13,21 +12,18 @@ DOMAIN_TAGS = {"stageflow/domain": "subtitles"}
 subtitle_source_job = dg.define_asset_job(
     "subtitle_source_job",
     selection=dg.AssetSelection.assets(source_video, audio, transcript),
-    partitions_def=subtitle_job_partitions,
     description="Probe, demux and transcribe one video.",
     tags=DOMAIN_TAGS,
 )
 subtitle_language_job = dg.define_asset_job(
     "subtitle_language_job",
     selection=dg.AssetSelection.assets(translation, subtitles),
-    partitions_def=job_language_partitions,
     description="Translate one video's cues into one language and write its subtitle files.",
     tags=DOMAIN_TAGS,
 )
 subtitle_mux_job = dg.define_asset_job(
     "subtitle_mux_job",
     selection=dg.AssetSelection.assets(subtitled_video),
-    partitions_def=subtitle_job_partitions,
     description="Mux a video's subtitle tracks into an MKV.",
     tags=DOMAIN_TAGS,
 )

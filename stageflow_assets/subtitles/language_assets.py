@@ -24,7 +24,7 @@ EAGER = dg.AutomationCondition.eager()
 
 
 @dg.asset(
-    partitions_def=job_language_partitions, group_name=GROUP, code_version="1",
+    partitions_def=job_language_partitions, group_name=GROUP, code_version="2",
     kinds={"apertium"}, retry_policy=PROVIDER_RETRY, automation_condition=EAGER,
     metadata=stages.TRANSLATION.metadata,
 )

@@ -1,0 +1,46 @@
+# The two commands: `make demo` and `make test`. Everything they need is installed here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEB_PACKAGES := ffmpeg espeak-ng apertium apertium-eng-spa apertium-eng-cat
+STAMP := $(VENV)/.stageflow-installed
+
+.PHONY: install system-deps demo test ui bench clean
+
+install: system-deps $(STAMP)
+
+# Debian packages: installed with apt-get when root, otherwise one line saying what to install.
+system-deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "stageflow needs Debian packages:$$missing — run: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/python -m stageflow_assets.providers.whisper_models
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/python -m stageflow_assets.demo demo/sample.mp4
+	$(BIN)/stageflow subtitles demo/sample.mp4 --lang es --lang ca --out demo/out
+
+test: install
+	$(BIN)/pytest -q -ra
+
+ui: install
+	$(BIN)/stageflow ui
+
+bench: install
+	$(BIN)/python bench/subtitles_overhead.py
+
+clean:
+	rm -rf demo .stageflow .dagster_home

@@ -1,0 +1,90 @@
+"""Shared fixtures: an isolated stageflow + Dagster home per test session, real media builders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+LIBRIVOX = SHARED_DATA / "librivox"
+STAGEFLOW = Path(sys.executable).with_name("stageflow")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_homes(tmp_path_factory):
+    """Every test session gets its own STAGEFLOW_HOME and DAGSTER_HOME (never the checkout's)."""
+    base = tmp_path_factory.mktemp("homes")
+    saved = {k: os.environ.get(k) for k in ("STAGEFLOW_HOME", "DAGSTER_HOME")}
+    os.environ["STAGEFLOW_HOME"] = str(base / "stageflow")
+    os.environ["DAGSTER_HOME"] = str(base / "dagster")
+    from stageflow_assets.core.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [l for l in self.stderr.splitlines() if l.startswith("stageflow: error:")]
+
+    def value(self, prefix: str) -> list[str]:
+        return [l.split(":", 1)[1].strip() for l in self.stdout.splitlines() if l.startswith(prefix + ":")]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> CliResult:
+    """The real `stageflow` console script in a subprocess, as a user runs it."""
+    proc = subprocess.run(
+        [str(STAGEFLOW), *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def librivox_clips() -> list[tuple[Path, str]]:
+    """(wav, reference transcript) for each LibriVox clip in ../shared/data."""
+    if not LIBRIVOX.is_dir():
+        pytest.skip("../shared/data/librivox is absent (a plain clone has no ../shared)")
+    clips = sorted(LIBRIVOX.glob("*.wav"))
+    return [(wav, wav.with_suffix(".txt").read_text().strip()) for wav in clips]
+
+
+@pytest.fixture(scope="session")
+def librivox_video(tmp_path_factory, librivox_clips) -> tuple[Path, str]:
+    """One H.264/AAC MP4 of all the clips back to back (~31 s), with the joined reference."""
+    out = tmp_path_factory.mktemp("librivox")
+    listing = out / "clips.txt"
+    listing.write_text("".join(f"file '{wav}'\n" for wav, _ in librivox_clips))
+    joined = out / "speech.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "concat", "-safe", "0", "-i",
+                    str(listing), "-c", "copy", str(joined)], check=True)
+    from stageflow_assets.demo import video_from_audio
+
+    video = video_from_audio(joined, out / "austen.mp4")
+    return video, " ".join(text for _, text in librivox_clips)
+
+
+@pytest.fixture(scope="session")
+def speech_video(tmp_path_factory) -> Path:
+    """A short espeak-ng English video (no ../shared needed)."""
+    from stageflow_assets.demo import sample_video
+
+    return sample_video(tmp_path_factory.mktemp("speech") / "speech.mp4",
+                        text="The quick brown fox jumps over the lazy dog. The house is big.")
