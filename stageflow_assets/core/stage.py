@@ -164,6 +164,7 @@ def run_stage(
     _remove_temps(directory)
     log = StageLog(directory / STAGE_LOG_NAME, context)
     stage = context.asset_key.to_user_string()
+    run_id = context.run.run_id
     code_version = context.assets_def.code_versions_by_key.get(context.asset_key) or ""
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -171,13 +172,13 @@ def run_stage(
         domain=spec.domain,
         stage=stage,
         partition=str(context.partition_key),
-        run_id=context.run_id,
+        run_id=run_id,
         started=started,
         code_version=code_version,
         config=config,
         provider_versions=provider_versions or {},
     )
-    log(f"run {context.run_id}: {stage} [{base['partition']}] started")
+    log(f"run {run_id}: {stage} [{base['partition']}] started")
 
     try:
         input_records = [
@@ -194,7 +195,7 @@ def run_stage(
             {"code": code_version, "config": config, "inputs": [r.sha256 for r in input_records]}
         )
         previous = read_manifest(directory / MANIFEST_NAME)
-        forced = context.get_tag(FORCE_TAG) == "true"
+        forced = context.run.tags.get(FORCE_TAG) == "true"
         if (
             not forced
             and previous is not None
@@ -214,12 +215,12 @@ def run_stage(
             )
             return _as_output(paths, directory, manifest)
 
-        writer = StageWriter(directory=directory, run_id=context.run_id, log=log)
+        writer = StageWriter(directory=directory, run_id=run_id, log=log)
         with writer.timed("work"):
             work(writer)
         outputs = []
         for final, extra in writer._outputs:
-            produced = temp_name(final, context.run_id)
+            produced = temp_name(final, run_id)
             if not produced.is_file():
                 raise StageError(f"{stage} did not produce {final.name}", expected=str(final))
             os.replace(produced, final)

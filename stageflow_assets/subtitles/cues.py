@@ -12,6 +12,8 @@ from pydantic import BaseModel
 
 from stageflow_assets.providers.asr import Transcript, Word
 
+# part of the translation stage's code version: changing the rules re-runs translation
+CUE_RULES_VERSION = "2"
 MAX_CUE_CHARS = 70
 MAX_CUE_SECONDS = 7.0
 MIN_TAIL_CHARS = 16
@@ -50,7 +52,8 @@ def _chunks(words: list[Word]) -> list[list[Word]]:
     chunks = [c for c in chunks if c]
     if len(chunks) > 1 and len(_text(chunks[-1])) < MIN_TAIL_CHARS:
         merged = chunks[-2] + chunks[-1]
-        if len(_text(merged)) <= MAX_CUE_CHARS + MIN_TAIL_CHARS:
+        fits = merged[-1].end - merged[0].start <= MAX_CUE_SECONDS
+        if fits and len(_text(merged)) <= MAX_CUE_CHARS + MIN_TAIL_CHARS:
             chunks[-2:] = [merged]
     return chunks
 

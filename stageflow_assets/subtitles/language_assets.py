@@ -16,7 +16,7 @@ from stageflow_assets.providers.media import MediaTools, SubtitleTrack
 from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.subtitles import stages
 from stageflow_assets.subtitles.assets import GROUP, PROVIDER_RETRY, stage_input
-from stageflow_assets.subtitles.cues import cues_from_transcript, wrap
+from stageflow_assets.subtitles.cues import CUE_RULES_VERSION, cues_from_transcript, wrap
 from stageflow_assets.subtitles.models import TranslatedCue, TranslationDoc
 from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
 
@@ -24,7 +24,7 @@ EAGER = dg.AutomationCondition.eager()
 
 
 @dg.asset(
-    partitions_def=job_language_partitions, group_name=GROUP, code_version="2",
+    partitions_def=job_language_partitions, group_name=GROUP, code_version=f"1.{CUE_RULES_VERSION}",
     kinds={"apertium"}, retry_policy=PROVIDER_RETRY, automation_condition=EAGER,
     metadata=stages.TRANSLATION.metadata,
 )
