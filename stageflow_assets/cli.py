@@ -99,9 +99,10 @@ def ui(port: int) -> None:
     """The Dagster UI and daemon (`dagster dev`) on 127.0.0.1."""
     from stageflow_assets.core.instance import ensure_dagster_home
 
-    ensure_dagster_home()
+    home = ensure_dagster_home()
     dagster = str(Path(sys.executable).with_name("dagster"))
     workspace = str(project_root() / "workspace.yaml")
+    os.chdir(home)  # beside the checkout's template dagster.yaml, dagster dev warns it is unused
     os.execv(dagster, [dagster, "dev", "-h", "127.0.0.1", "-p", str(port), "-w", workspace])
 
 
