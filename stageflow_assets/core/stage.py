@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 import dagster as dg
 from pydantic import ValidationError
 
-from stageflow_assets.core.errors import StageError
+from stageflow_assets.core.errors import BadInputError, StageError
 from stageflow_assets.core.hashing import sha256_file, sha256_json
 from stageflow_assets.core.manifest import (
     FAILED_MANIFEST_NAME,
@@ -34,6 +34,9 @@ from stageflow_assets.core.metadata import manifest_metadata
 from stageflow_assets.core.paths import TEMP_MARK, StagePaths, temp_name, write_text_atomic
 
 FORCE_TAG = "stageflow/force"
+# every run that touches a job carries its key, whoever launched it (CLI, sensor, automation,
+# UI), so the UI lists a video's runs together
+JOB_TAG = "stageflow/job"
 STAGE_LOG_NAME = "stage.log"
 _KEEP = {MANIFEST_NAME, FAILED_MANIFEST_NAME, STAGE_LOG_NAME}
 
@@ -126,6 +129,11 @@ class StageInput:
 
 
 def _record(paths: StagePaths, path: Path, **extra: Any) -> FileRecord:
+    if not path.is_file():
+        raise BadInputError(
+            f"{path}: input file is missing; re-materialize the asset that made it",
+            input=str(path),
+        )
     return FileRecord(
         path=paths.relative(path), sha256=sha256_file(path), bytes=path.stat().st_size, **extra
     )
@@ -179,6 +187,8 @@ def run_stage(
         provider_versions=provider_versions or {},
     )
     log(f"run {run_id}: {stage} [{base['partition']}] started")
+    if context.run.tags.get(JOB_TAG) != job:
+        context.instance.add_run_tags(run_id, {JOB_TAG: job})
 
     try:
         input_records = [

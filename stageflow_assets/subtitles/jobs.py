@@ -3,10 +3,10 @@ the job-level chain, one run per language, then the mux. All carry the `stageflo
 
 import dagster as dg
 
+from stageflow_assets.core.stage import JOB_TAG  # noqa: F401 - re-exported for the domain
 from stageflow_assets.subtitles.assets import audio, source_video, transcript
 from stageflow_assets.subtitles.language_assets import subtitled_video, subtitles, translation
 
-JOB_TAG = "stageflow/job"
 DOMAIN_TAGS = {"stageflow/domain": "subtitles"}
 
 subtitle_source_job = dg.define_asset_job(

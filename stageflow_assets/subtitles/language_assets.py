@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pysubs2
 
+from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.io_manager import FAN_IN
 from stageflow_assets.core.languages import iso639_2, language_name
 from stageflow_assets.core.manifest import StageManifest
@@ -131,15 +132,17 @@ def subtitled_video(
     by_lang = {partition_parts(_key(k))[1]: m for k, m in subtitles.items()}
     wanted = config.languages or sorted(by_lang)
     missing = [lang for lang in wanted if lang not in by_lang]
-    if missing:
-        raise dg.Failure(f"no subtitles yet for {', '.join(missing)}: materialize them first",
-                         allow_retries=False)
-    present = [lang for lang in wanted if by_lang[lang].status == "success"]
-    skipped = sorted(set(wanted) - set(present))
+    present = [lang for lang in wanted if lang in by_lang and by_lang[lang].status == "success"]
+    skipped = sorted(set(wanted) - set(present) - set(missing))
     video = stage_input(paths, source_video, "video")
     srts = {lang: stage_input(paths, by_lang[lang], "srt") for lang in present}
 
     def work(out: StageWriter) -> None:
+        if missing:
+            raise BadInputError(
+                f"no subtitles yet for {', '.join(missing)} of {source_video.partition}: "
+                "materialize those languages first", missing=missing,
+            )
         if not srts:
             out.skip("no language has subtitles")
             return
