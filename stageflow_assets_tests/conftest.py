@@ -68,7 +68,7 @@ def librivox_clips() -> list[tuple[Path, str]]:
 
 @pytest.fixture(scope="session")
 def librivox_video(tmp_path_factory, librivox_clips) -> tuple[Path, str]:
-    """One H.264/AAC MP4 of all the clips back to back (~31 s), with the joined reference."""
+    """One H.264/AAC MP4 of all the clips back to back (~15 s), with the joined reference."""
     out = tmp_path_factory.mktemp("librivox")
     listing = out / "clips.txt"
     listing.write_text("".join(f"file '{wav}'\n" for wav, _ in librivox_clips))

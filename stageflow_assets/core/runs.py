@@ -8,13 +8,19 @@ from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.storage.tags import (
+    MAX_RETRIES_TAG,
+    PARENT_RUN_ID_TAG,
+    ROOT_RUN_ID_TAG,
+    TAGS_TO_MAYBE_OMIT_ON_RETRY,
+)
 
 from stageflow_assets.core.settings import project_root
 
 DEFS_MODULE = "stageflow_assets.definitions"
 PID_TAG = "stageflow/pid"
-# the event log keeps every event for the UI; the terminal only needs warnings
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# the event log keeps every event for the UI; the terminal gets the CLI's own one-line errors
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,15 @@ def reexecute_from_failure(instance: dg.DagsterInstance, run_id: str) -> RunOutc
         pid = int(run.tags.get(PID_TAG, "0") or 0)
         if pid and _alive(pid):
             raise RuntimeError(f"run {run_id} is still running (process {pid})")
+        # this command is the retry: keep the daemon's automatic run retry from starting another
+        instance.add_run_tags(run_id, {MAX_RETRIES_TAG: "0"})
+        run = instance.get_run_by_id(run_id)
         instance.report_run_failed(run, message="the run's process is gone (killed)")
-    tags = {PID_TAG: str(os.getpid())}
+    # like Dagster's own re-execution: keep the parent's tags (partition, stageflow/job, force)
+    # and record the lineage as tags, which the UI groups runs by
+    tags = {k: v for k, v in run.tags.items() if k not in TAGS_TO_MAYBE_OMIT_ON_RETRY | {MAX_RETRIES_TAG}}
+    tags.update({PARENT_RUN_ID_TAG: run.run_id, ROOT_RUN_ID_TAG: run.root_run_id or run.run_id,
+                 PID_TAG: str(os.getpid())})
     result = dg.execute_job(
         reconstructable_job(run.job_name),
         instance,

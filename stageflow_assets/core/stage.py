@@ -131,7 +131,7 @@ class StageInput:
 def _record(paths: StagePaths, path: Path, **extra: Any) -> FileRecord:
     if not path.is_file():
         raise BadInputError(
-            f"{path}: input file is missing; re-materialize the asset that made it",
+            f"{path}: the input file is gone; restore it (or re-materialize the asset that made it)",
             input=str(path),
         )
     return FileRecord(

@@ -51,8 +51,6 @@ def source_video(context: dg.AssetExecutionContext, storage: StageStore, media: 
     paths = storage.paths
     job = load_job(paths, str(context.partition_key))
     source = Path(job.source_path)
-    if not source.is_file():
-        raise dg.Failure(f"{source}: the registered video is gone", allow_retries=False)
 
     def work(out: StageWriter) -> None:
         probe = media.probe(source)
