@@ -44,13 +44,12 @@ def subtitles(video: Path, languages: tuple[str, ...], out_dir: Path | None, for
     if not video.is_file():
         _fail(f"{video}: no such file", code=2)
 
-    from stageflow_assets.core.instance import get_instance
     from stageflow_assets.core.storage import StageStore
     from stageflow_assets.subtitles.pipeline import PipelineError, run_subtitles
 
     try:
         result = run_subtitles(
-            get_instance(), StageStore().paths, video, [l.lower() for l in languages], out_dir,
+            _instance(), StageStore().paths, video, [l.lower() for l in languages], out_dir,
             force=force, progress=lambda line: click.echo(f"  {line}", err=True),
         )
     except PipelineError as exc:
@@ -64,15 +63,23 @@ def subtitles(video: Path, languages: tuple[str, ...], out_dir: Path | None, for
         click.echo(f"wrote: {path}")
 
 
+def _instance():
+    from stageflow_assets.core.instance import InstanceConfigError, get_instance
+
+    try:
+        return get_instance()
+    except InstanceConfigError as exc:
+        _fail(str(exc), code=2)
+
+
 @main.command()
 @click.argument("run_id")
 def reexecute(run_id: str) -> None:
     """Re-execute RUN_ID from its failure (also a run whose process was killed)."""
-    from stageflow_assets.core.instance import get_instance
     from stageflow_assets.core.runs import reexecute_from_failure
 
     try:
-        outcome = reexecute_from_failure(get_instance(), run_id)
+        outcome = reexecute_from_failure(_instance(), run_id)
     except (LookupError, RuntimeError) as exc:
         _fail(str(exc), code=2)
     if not outcome.success:

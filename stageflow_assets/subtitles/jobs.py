@@ -1,5 +1,6 @@
 """A video is several runs, because one run targets one partitions definition:
-the job-level chain, one run per language, then the mux. All carry the `stageflow/job` tag."""
+the job-level chain, one run per language, then the mux. The stage runtime tags every run
+that touches a job with `stageflow/job`, whoever launched it."""
 
 import dagster as dg
 

@@ -45,6 +45,9 @@ def video_inbox_sensor(context: dg.SensorEvaluationContext, storage: StageStore)
             context.log.warning(f"inbox: skipping {path.name}: {exc}")
             continue
         seen[path.name] = signature
+        if job in new_keys:
+            # same content under another name (talk.mp4, talk.mkv): one job, added once, one run
+            continue
         new_keys.append(job)
         requests.append(
             dg.RunRequest(partition_key=job, run_key=job, tags={JOB_TAG: job, "stageflow/source": "inbox"})

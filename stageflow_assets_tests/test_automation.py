@@ -1,0 +1,174 @@
+"""Declarative automation chains a job's per-language runs and its mux without the CLI.
+
+`stageflow_automation` (an AutomationConditionSensorDefinition over every asset, run by the
+daemon under `make ui`) evaluates the assets' conditions; `evaluate_automation_conditions` is
+the same evaluation in a test, against a real instance. Materializations are recorded as
+runless events, partition by partition, exactly where a run would record them.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from stageflow_assets.core.settings import configured_languages
+from stageflow_assets.definitions import defs
+from stageflow_assets.subtitles.partitions import subtitle_job_partitions
+
+JOB = "talk-0123abcd"
+OTHER_JOB = "other-89abcdef"
+LANGS = configured_languages()
+TRANSLATION, SUBTITLES, MUX = (dg.AssetKey(k) for k in ("translation", "subtitles", "subtitled_video"))
+AUTOMATED = (TRANSLATION, SUBTITLES, MUX)
+
+
+def multi(job: str, lang: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({"job": job, "lang": lang})
+
+
+class Daemon:
+    """Successive automation ticks against one instance, as the daemon runs them."""
+
+    def __init__(self, instance: dg.DagsterInstance):
+        self.instance = instance
+        self.cursor = None
+
+    def tick(self) -> dict[dg.AssetKey, set[str]]:
+        result = dg.evaluate_automation_conditions(defs=defs, instance=self.instance, cursor=self.cursor)
+        self.cursor = result.cursor
+        self.last = result
+        requested = {key: {str(p) for p in result.get_requested_partitions(key)} for key in AUTOMATED}
+        assert result.total_requested == sum(map(len, requested.values()))
+        return requested
+
+    def materialized(self, asset: str, *partitions) -> None:
+        for partition in partitions:
+            self.instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=partition))
+
+
+def nothing() -> dict[dg.AssetKey, set[str]]:
+    return {key: set() for key in AUTOMATED}
+
+
+@pytest.fixture
+def daemon():
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(subtitle_job_partitions.name, [JOB, OTHER_JOB])
+        yield Daemon(instance)
+
+
+def test_automation_sensor_covers_every_automated_asset():
+    (sensor,) = [s for s in defs.sensors if s.name == "stageflow_automation"]
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    graph = defs.resolve_asset_graph()
+    targeted = sensor.asset_selection.resolve(graph)
+    for key in AUTOMATED:
+        assert key in targeted
+        assert graph.get(key).automation_condition is not None, key
+    # the job-level chain is started by the inbox sensor or the CLI, never by automation
+    for name in ("source_video", "audio", "transcript"):
+        assert graph.get(dg.AssetKey(name)).automation_condition is None
+
+
+def test_transcript_requests_every_language_then_all_subtitles_request_the_mux(daemon):
+    assert len(LANGS) >= 2, "the test needs at least two configured languages"
+    # a newly registered job with nothing materialized: nothing can run yet
+    assert daemon.tick() == nothing()
+
+    daemon.materialized("source_video", JOB)
+    daemon.materialized("audio", JOB)
+    assert daemon.tick() == nothing()
+
+    daemon.materialized("transcript", JOB)
+    requested = daemon.tick()
+    every_lang = {str(multi(JOB, lang)) for lang in LANGS}
+    # one run per language: translation and subtitles share job × lang partitions, so the
+    # subtitles of a language ride in the run that translates it
+    assert requested[TRANSLATION] == every_lang
+    assert requested[SUBTITLES] == every_lang
+    # the mux is a different partitions definition (a different run): it must not start before
+    # those runs have written every language, so it is not requested alongside them
+    assert requested[MUX] == set()
+    # the other job's transcript is missing: nothing for it
+    assert not any(OTHER_JOB in p for ps in requested.values() for p in ps)
+
+    # the requests are remembered: the next tick does not repeat them
+    assert daemon.tick() == nothing()
+
+    # the language runs finish one by one; with a language missing, no mux
+    *first, last = LANGS
+    for lang in first:
+        daemon.materialized("translation", multi(JOB, lang))
+        daemon.materialized("subtitles", multi(JOB, lang))
+    assert daemon.tick()[MUX] == set()
+    daemon.materialized("translation", multi(JOB, last))
+    assert daemon.tick()[MUX] == set()
+
+    daemon.materialized("subtitles", multi(JOB, last))
+    assert daemon.tick() == {**nothing(), MUX: {JOB}}
+    assert daemon.tick() == nothing()
+
+
+def test_mux_waits_for_a_language_that_never_arrives(daemon):
+    daemon.materialized("source_video", JOB)
+    daemon.materialized("audio", JOB)
+    daemon.materialized("transcript", JOB)
+    daemon.tick()
+    *present, absent = LANGS
+    for lang in present:
+        daemon.materialized("translation", multi(JOB, lang))
+        daemon.materialized("subtitles", multi(JOB, lang))
+    for _ in range(3):
+        assert daemon.tick()[MUX] == set()
+
+
+def test_new_transcript_retranslates_and_remuxes(daemon):
+    """A re-run transcript (e.g. `--force`) flows down the same way: languages, then the mux."""
+    for asset in ("source_video", "audio", "transcript"):
+        daemon.materialized(asset, JOB)
+    for lang in LANGS:
+        daemon.materialized("translation", multi(JOB, lang))
+        daemon.materialized("subtitles", multi(JOB, lang))
+    daemon.materialized("subtitled_video", JOB)
+    daemon.tick()  # settle: everything exists
+
+    daemon.materialized("transcript", JOB)
+    requested = daemon.tick()
+    assert requested[TRANSLATION] == {str(multi(JOB, lang)) for lang in LANGS}
+    assert requested[MUX] == set()
+    for lang in LANGS:
+        daemon.materialized("translation", multi(JOB, lang))
+        daemon.materialized("subtitles", multi(JOB, lang))
+    assert daemon.tick()[MUX] == {JOB}
+
+
+# Dagster's own multi-partition run tags (dagster/partition/job) trip its tag-key deprecation check
+@pytest.mark.filterwarnings("ignore:Non-compliant tag keys:DeprecationWarning")
+def test_language_requests_become_one_run_per_language(daemon):
+    """How the daemon turns that tick's requests into work (Dagster's own builder, internal API
+    pinned with dagster==1.13.27): one run per `job|lang` holding translation and subtitles, or,
+    with the sensor's emit_backfills (the default, on here), one backfill of those partitions."""
+    from dagster._core.definitions.automation_tick_evaluation_context import build_run_requests
+
+    (sensor,) = [s for s in defs.sensors if s.name == "stageflow_automation"]
+    daemon.tick()  # the daemon was already running when the video arrived
+    for asset in ("source_video", "audio", "transcript"):
+        daemon.materialized(asset, JOB)
+    daemon.tick()
+    subsets = daemon.last._requested_subsets
+    graph = defs.resolve_asset_graph()
+
+    runs = build_run_requests(subsets, graph, run_tags=None, emit_backfills=False)
+    assert sorted((r.partition_key, set(r.asset_selection)) for r in runs) == sorted(
+        (str(multi(JOB, lang)), {TRANSLATION, SUBTITLES}) for lang in LANGS
+    )
+
+    assert sensor.emit_backfills
+    (backfill,) = build_run_requests(subsets, graph, run_tags=None, emit_backfills=True)
+    target = backfill.asset_graph_subset
+    assert set(target.asset_keys) == {TRANSLATION, SUBTITLES}
+    for key in (TRANSLATION, SUBTITLES):
+        assert set(target.get_partitions_subset(key).get_partition_keys()) == {
+            str(multi(JOB, lang)) for lang in LANGS
+        }
