@@ -8,6 +8,10 @@ from stageflow_assets.providers.asr import WhisperASR
 from stageflow_assets.providers.media import MediaTools
 from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.subtitles.definitions import defs as subtitle_defs
+from stageflow_assets.vocabulary.definitions import defs as vocabulary_defs
+from stageflow_assets.vocabulary.definitions import resources as vocabulary_resources
+from stageflow_assets.subtitles.rules import SubtitleRules
+from stageflow_assets.subtitles.style import SubtitleStyle
 
 storage = StageStore()
 
@@ -20,6 +24,9 @@ shared = dg.Definitions(
         "media": MediaTools(),
         "asr": WhisperASR(),
         "translator": ApertiumTranslator(),
+        "rules": SubtitleRules(),
+        "style": SubtitleStyle(),
+        **vocabulary_resources,
     },
     sensors=[
         dg.AutomationConditionSensorDefinition(
@@ -32,4 +39,4 @@ shared = dg.Definitions(
     executor=dg.in_process_executor,
 )
 
-defs = dg.Definitions.merge(subtitle_defs, shared)
+defs = dg.Definitions.merge(subtitle_defs, vocabulary_defs, shared)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from stageflow_assets_tests.fakes.anthropic_server import fake_anthropic  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 LIBRIVOX = SHARED_DATA / "librivox"

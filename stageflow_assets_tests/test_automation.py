@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+from dagster._core.events import DagsterEvent, DagsterEventType
+from dagster._core.utils import make_new_run_id
 
 from stageflow_assets.core.settings import configured_languages
 from stageflow_assets.definitions import defs
@@ -41,9 +46,31 @@ class Daemon:
         assert result.total_requested == sum(map(len, requested.values()))
         return requested
 
-    def materialized(self, asset: str, *partitions) -> None:
+    def materialized(self, asset: str, *partitions, checks_pass: bool = True) -> None:
+        """A materialization plus the asset's own check results, as its step records them."""
+        checks = [c for c in defs.resolve_asset_graph().get(dg.AssetKey(asset)).check_keys]
         for partition in partitions:
             self.instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=partition))
+            record = self.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[str(partition)]), limit=1
+            ).records[0]
+            target = AssetCheckEvaluationTargetMaterializationData(
+                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+            )
+            for check in checks:
+                evaluation = dg.AssetCheckEvaluation(
+                    asset_key=check.asset_key, check_name=check.name, passed=checks_pass,
+                    partition=str(partition), metadata={}, target_materialization_data=target,
+                )
+                # runless check events share one run id and may not repeat per partition;
+                # a run of its own per evaluation is what a real step would give them
+                self.instance.report_dagster_event(
+                    run_id=make_new_run_id(),
+                    dagster_event=DagsterEvent(
+                        event_type_value=DagsterEventType.ASSET_CHECK_EVALUATION.value,
+                        event_specific_data=evaluation, job_name="__test__",
+                    ),
+                )
 
 
 def nothing() -> dict[dg.AssetKey, set[str]]:
@@ -67,7 +94,7 @@ def test_automation_sensor_covers_every_automated_asset():
         assert key in targeted
         assert graph.get(key).automation_condition is not None, key
     # the job-level chain is started by the inbox sensor or the CLI, never by automation
-    for name in ("source_video", "audio", "transcript"):
+    for name in ("source_video", "audio", "transcript", "cues"):
         assert graph.get(dg.AssetKey(name)).automation_condition is None
 
 
@@ -81,6 +108,8 @@ def test_transcript_requests_every_language_then_all_subtitles_request_the_mux(d
     assert daemon.tick() == nothing()
 
     daemon.materialized("transcript", JOB)
+
+    daemon.materialized("cues", JOB)
     requested = daemon.tick()
     every_lang = {str(multi(JOB, lang)) for lang in LANGS}
     # one run per language: translation and subtitles share job × lang partitions, so the
@@ -114,6 +143,7 @@ def test_mux_waits_for_a_language_that_never_arrives(daemon):
     daemon.materialized("source_video", JOB)
     daemon.materialized("audio", JOB)
     daemon.materialized("transcript", JOB)
+    daemon.materialized("cues", JOB)
     daemon.tick()
     *present, absent = LANGS
     for lang in present:
@@ -125,7 +155,7 @@ def test_mux_waits_for_a_language_that_never_arrives(daemon):
 
 def test_new_transcript_retranslates_and_remuxes(daemon):
     """A re-run transcript (e.g. `--force`) flows down the same way: languages, then the mux."""
-    for asset in ("source_video", "audio", "transcript"):
+    for asset in ("source_video", "audio", "transcript", "cues"):
         daemon.materialized(asset, JOB)
     for lang in LANGS:
         daemon.materialized("translation", multi(JOB, lang))
@@ -134,6 +164,8 @@ def test_new_transcript_retranslates_and_remuxes(daemon):
     daemon.tick()  # settle: everything exists
 
     daemon.materialized("transcript", JOB)
+
+    daemon.materialized("cues", JOB)
     requested = daemon.tick()
     assert requested[TRANSLATION] == {str(multi(JOB, lang)) for lang in LANGS}
     assert requested[MUX] == set()
@@ -153,7 +185,7 @@ def test_language_requests_become_one_run_per_language(daemon):
 
     (sensor,) = [s for s in defs.sensors if s.name == "stageflow_automation"]
     daemon.tick()  # the daemon was already running when the video arrived
-    for asset in ("source_video", "audio", "transcript"):
+    for asset in ("source_video", "audio", "transcript", "cues"):
         daemon.materialized(asset, JOB)
     daemon.tick()
     subsets = daemon.last._requested_subsets
@@ -172,3 +204,18 @@ def test_language_requests_become_one_run_per_language(daemon):
         assert set(target.get_partitions_subset(key).get_partition_keys()) == {
             str(multi(JOB, lang)) for lang in LANGS
         }
+
+
+def test_failed_blocking_qc_keeps_the_daemon_from_muxing(daemon):
+    for asset in ("source_video", "audio", "transcript", "cues"):
+        daemon.materialized(asset, JOB)
+    daemon.tick()
+    *first, last = LANGS
+    for lang in first:
+        daemon.materialized("translation", multi(JOB, lang))
+        daemon.materialized("subtitles", multi(JOB, lang))
+    daemon.materialized("translation", multi(JOB, last))
+    daemon.materialized("subtitles", multi(JOB, last), checks_pass=False)
+    assert daemon.tick()[MUX] == set()
+    daemon.materialized("subtitles", multi(JOB, last))
+    assert daemon.tick()[MUX] == {JOB}

@@ -71,7 +71,7 @@ def test_deliverables_parse_and_mkv_tracks_are_tagged(first_run):
         assert len(srt) == len(vtt) > 0
         assert all(e.end > e.start for e in srt)
         assert [e.start for e in srt] == sorted(e.start for e in srt)
-    translation_es = _manifest(job, "04_translation", "es")
+    translation_es = _manifest(job, "05_translation", "es")
     assert translation_es["details"]["cues"] == len(pysubs2.load(str(out / f"{job}.es.srt")))
     streams = _subtitle_streams(out / f"{job}.mkv")
     assert [(s["codec_name"], s["tags"]["language"]) for s in streams] == [("subrip", "spa"), ("subrip", "cat")]
@@ -93,10 +93,10 @@ def test_rerun_reuses_asr_and_new_language_runs_only_its_stages(first_run, tmp_p
     transcript = _manifest(job, "03_transcript")
     assert transcript["reused_from_run"] == before["run_id"]
     assert transcript["outputs"] == before["outputs"]
-    assert _manifest(job, "04_translation", "es")["reused"] is True
-    assert _manifest(job, "04_translation", "en")["reused"] is False  # the new language ran
-    assert _manifest(job, "05_subtitles", "en")["reused"] is False
-    assert _manifest(job, "06_subtitled_video")["reused"] is False  # a new track
+    assert _manifest(job, "05_translation", "es")["reused"] is True
+    assert _manifest(job, "05_translation", "en")["reused"] is False  # the new language ran
+    assert _manifest(job, "06_subtitles", "en")["reused"] is False
+    assert _manifest(job, "07_subtitled_video")["reused"] is False  # a new track
     assert len(_subtitle_streams(tmp_path / f"{job}.mkv")) == 3
 
     # the reuse is visible in the Dagster metadata of the latest materialization
@@ -116,7 +116,7 @@ def test_same_language_gives_captions_without_translation(speech_video, tmp_path
     result = run_cli("subtitles", video, "--lang", "en", "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr[-3000:]
     job = result.value("job")[0]
-    translation = _manifest(job, "04_translation", "en")
+    translation = _manifest(job, "05_translation", "en")
     assert translation["config"]["backend"] == "none (same language)"
     captions = pysubs2.load(str(tmp_path / "out" / f"{job}.en.srt"))
     text = " ".join(e.plaintext for e in captions).lower()

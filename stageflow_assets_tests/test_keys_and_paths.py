@@ -30,8 +30,8 @@ def test_job_keys_from_hostile_file_names(tmp_path, name):
 
 def test_stage_dirs_reject_keys_that_could_escape(tmp_path):
     paths = StagePaths(tmp_path)
-    assert paths.stage_dir("subtitles", "clip-0a1b2c3d", "04_translation", "es") == (
-        tmp_path / "subtitles" / "clip-0a1b2c3d" / "04_translation" / "es"
+    assert paths.stage_dir("subtitles", "clip-0a1b2c3d", "05_translation", "es") == (
+        tmp_path / "subtitles" / "clip-0a1b2c3d" / "05_translation" / "es"
     )
     for bad in ("..", "../x", "a/b", "", "-lead"):
         with pytest.raises(ValueError):

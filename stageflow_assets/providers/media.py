@@ -20,6 +20,7 @@ class StreamInfo(BaseModel):
     language: str | None = None
     start_time: float = 0.0
     duration: float | None = None
+    fps: float | None = None
 
 
 class ProbeResult(BaseModel):
@@ -41,6 +42,15 @@ class SubtitleTrack(BaseModel):
 def _version(binary: str) -> str:
     result = run_tool([binary, "-version"], timeout_s=30)
     return result.stdout.splitlines()[0] if result.stdout else "unknown"
+
+
+def _rate(value: str | None) -> float | None:
+    """ffprobe's "25/1" or "30000/1001" as frames per second; "0/0" means unknown."""
+    try:
+        num, den = (float(x) for x in (value or "").split("/"))
+    except ValueError:
+        return None
+    return round(num / den, 3) if num > 0 and den > 0 else None
 
 
 class MediaTools(dg.ConfigurableResource):
@@ -83,6 +93,7 @@ class MediaTools(dg.ConfigurableResource):
                 language=(s.get("tags") or {}).get("language"),
                 start_time=float(s.get("start_time") or 0.0),
                 duration=float(s["duration"]) if s.get("duration") else None,
+                fps=_rate(s.get("avg_frame_rate")) or _rate(s.get("r_frame_rate")),
             )
             for s in data.get("streams", [])
         ]
@@ -98,8 +109,12 @@ class MediaTools(dg.ConfigurableResource):
             timeout_s=self.timeout_s,
         )
 
-    def mux(self, video: Path, tracks: list[SubtitleTrack], dst: Path) -> None:
-        """Copy the video and audio streams and add one soft subtitle track per language."""
+    def mux(
+        self, video: Path, tracks: list[SubtitleTrack], dst: Path, container: str = "mkv",
+        burn_in: Path | None = None,
+    ) -> None:
+        """Copy video and audio, add one soft subtitle track per language (MKV: SRT, MP4:
+        mov_text, the only text codec MP4 takes), optionally burning one ASS file into the picture."""
         if not tracks:
             raise ProviderError("no subtitle tracks to mux")
         args = [self.ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(video)]
@@ -108,9 +123,12 @@ class MediaTools(dg.ConfigurableResource):
         args += ["-map", "0:v?", "-map", "0:a?"]
         for n in range(len(tracks)):
             args += ["-map", f"{n + 1}:0"]
-        args += ["-c", "copy", "-c:s", "srt"]
+        args += ["-c", "copy", "-c:s", "mov_text" if container == "mp4" else "srt"]
+        if burn_in is not None:
+            # the filter parses its argument, so it gets a plain relative name in its own dir
+            args += ["-vf", f"subtitles={burn_in.name}", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20"]
         for n, track in enumerate(tracks):
             args += [f"-metadata:s:s:{n}", f"language={track.language}",
                      f"-metadata:s:s:{n}", f"title={track.title}"]
-        args += ["-f", "matroska", str(dst)]
-        run_tool(args, timeout_s=self.timeout_s)
+        args += ["-f", "mp4" if container == "mp4" else "matroska", str(dst.resolve())]
+        run_tool(args, timeout_s=self.timeout_s, cwd=burn_in.parent if burn_in else None)

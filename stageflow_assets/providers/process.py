@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 from stageflow_assets.core.errors import ProviderError
@@ -54,6 +55,7 @@ def run_tool(
     timeout_s: float,
     input_text: str | None = None,
     check: bool = True,
+    cwd: Path | None = None,
 ) -> ToolResult:
     """Run `args` (never through a shell); raise ProviderError on timeout or non-zero exit."""
     argv = tuple(str(a) for a in args)
@@ -67,6 +69,7 @@ def run_tool(
             encoding="utf-8",
             errors="replace",
             start_new_session=True,
+            cwd=cwd,
             preexec_fn=_child_setup,  # noqa: PLW1509 - only a prctl call, no imports or locks
         )
     except FileNotFoundError as exc:

@@ -16,9 +16,11 @@ from stageflow_assets.core.keys import slug
 from stageflow_assets.core.manifest import StageManifest
 from stageflow_assets.core.stage import StageInput, StageWriter, run_stage
 from stageflow_assets.core.storage import StageStore
-from stageflow_assets.providers.asr import WhisperASR
+from stageflow_assets.providers.asr import Transcript, WhisperASR
 from stageflow_assets.providers.media import MediaTools
-from stageflow_assets.subtitles import stages
+from stageflow_assets.subtitles import segmenter, stages
+from stageflow_assets.subtitles.models import CueDoc
+from stageflow_assets.subtitles.rules import SubtitleRules
 from stageflow_assets.subtitles.partitions import subtitle_job_partitions
 from stageflow_assets.subtitles.registry import load_job
 
@@ -38,7 +40,7 @@ def stage_input(paths, manifest: StageManifest, kind: str) -> StageInput:
 @dg.asset(
     partitions_def=subtitle_job_partitions,
     group_name=GROUP,
-    code_version="1",
+    code_version="2",
     kinds={"ffmpeg"},
     metadata=stages.SOURCE_VIDEO.metadata,
 )
@@ -71,6 +73,7 @@ def source_video(context: dg.AssetExecutionContext, storage: StageStore, media: 
             duration_s=round(probe.duration, 3),
             container=probe.format_name,
             streams=[s.model_dump() for s in probe.streams],
+            fps=next((v.fps for v in probe.of_kind("video") if v.fps), None),
             audio_start_s=audio[0].start_time,
             audio_duration_s=audio[0].duration or probe.duration,
         )
@@ -149,4 +152,40 @@ def transcript(
     return run_stage(
         context, paths, stages.TRANSCRIPT, inputs=[wav], config=asr.parameters(),
         provider_versions=asr.versions(), work=work,
+    )
+
+
+@dg.asset(
+    partitions_def=subtitle_job_partitions, group_name=GROUP,
+    code_version=f"1.{segmenter.RULES_VERSION}", kinds={"python"}, metadata=stages.CUES.metadata,
+)
+def cues(
+    context: dg.AssetExecutionContext, storage: StageStore, rules: SubtitleRules,
+    source_video: StageManifest, transcript: StageManifest,
+):
+    """Subtitle cues in the spoken language, cut from the word timings by the subtitle rules.
+
+    At most two lines of 42 characters, 5/6 s to 7 s, breaks at punctuation or before
+    conjunctions, gaps of 2 frames or at least 12 at the video's frame rate. Every language
+    is translated cue by cue from these, so all languages share their timing.
+    """
+    paths = storage.paths
+    source = stage_input(paths, transcript, "transcript")
+    heard = Transcript.model_validate_json(source.path.read_text(encoding="utf-8"))
+    fps = float(source_video.details.get("fps") or rules.default_fps)
+    lang = heard.language
+
+    def work(out: StageWriter) -> None:
+        words = [w for segment in heard.segments for w in segment.words]
+        built = segmenter.build_cues(words, lang, rules, fps)
+        doc = CueDoc(language=lang, fps=fps, cues=built)
+        out.output("cues.json", kind="cues", fmt="json", language=lang).write_text(
+            doc.model_dump_json(indent=1), encoding="utf-8"
+        )
+        out.details.update(cues=len(built), language=lang, fps=fps)
+        out.preview = "\n".join(f"- `{c.start:7.2f}–{c.end:7.2f}` {c.text}" for c in built[:8]) or "_no cues_"
+
+    return run_stage(
+        context, paths, stages.CUES, inputs=[source],
+        config={"fps": fps, **rules.parameters(lang)}, work=work,
     )

@@ -2,17 +2,19 @@
 
 import dagster as dg
 
-from stageflow_assets.subtitles.assets import audio, source_video, transcript
+from stageflow_assets.subtitles.assets import audio, cues, source_video, transcript
 from stageflow_assets.subtitles.jobs import (
     subtitle_language_job,
     subtitle_mux_job,
     subtitle_source_job,
 )
-from stageflow_assets.subtitles.language_assets import subtitled_video, subtitles, translation
+from stageflow_assets.subtitles.mux_assets import subtitled_video
+from stageflow_assets.subtitles.subtitle_assets import subtitles
+from stageflow_assets.subtitles.translation_assets import translation
 from stageflow_assets.subtitles.sensors import video_inbox_sensor
 
 defs = dg.Definitions(
-    assets=[source_video, audio, transcript, translation, subtitles, subtitled_video],
+    assets=[source_video, audio, transcript, cues, translation, subtitles, subtitled_video],
     jobs=[subtitle_source_job, subtitle_language_job, subtitle_mux_job],
     sensors=[video_inbox_sensor],
 )

@@ -5,15 +5,17 @@ that touches a job with `stageflow/job`, whoever launched it."""
 import dagster as dg
 
 from stageflow_assets.core.stage import JOB_TAG  # noqa: F401 - re-exported for the domain
-from stageflow_assets.subtitles.assets import audio, source_video, transcript
-from stageflow_assets.subtitles.language_assets import subtitled_video, subtitles, translation
+from stageflow_assets.subtitles.assets import audio, cues, source_video, transcript
+from stageflow_assets.subtitles.mux_assets import subtitled_video
+from stageflow_assets.subtitles.subtitle_assets import subtitles
+from stageflow_assets.subtitles.translation_assets import translation
 
 DOMAIN_TAGS = {"stageflow/domain": "subtitles"}
 
 subtitle_source_job = dg.define_asset_job(
     "subtitle_source_job",
-    selection=dg.AssetSelection.assets(source_video, audio, transcript),
-    description="Probe, demux and transcribe one video.",
+    selection=dg.AssetSelection.assets(source_video, audio, transcript, cues),
+    description="Probe, demux and transcribe one video, and cut its cues.",
     tags=DOMAIN_TAGS,
 )
 subtitle_language_job = dg.define_asset_job(

@@ -20,19 +20,23 @@ class VideoJob(BaseModel):
     source_path: str
     original_name: str
     registered_at: datetime
+    glossary_path: str | None = None
 
 
-def register_video(paths: StagePaths, video: Path) -> VideoJob:
-    """Record `video` under its job key (idempotent: same file, same key)."""
+def register_video(paths: StagePaths, video: Path, glossary: Path | None = None) -> VideoJob:
+    """Record `video` (and its own glossary, if any) under its job key: same file, same key."""
     video = video.expanduser().resolve()
     if not video.is_file():
         raise BadInputError(f"{video}: no such file", input=str(video))
+    if glossary is not None and not glossary.is_file():
+        raise BadInputError(f"{glossary}: no such glossary file", glossary=str(glossary))
     job = job_key_for_file(video)
     record = VideoJob(
         job=job,
         source_path=str(video),
         original_name=video.name,
         registered_at=datetime.now(timezone.utc),
+        glossary_path=str(glossary.expanduser().resolve()) if glossary else None,
     )
     write_text_atomic(paths.job_dir(DOMAIN, job) / JOB_FILE, record.model_dump_json(indent=2))
     return record
@@ -49,3 +53,7 @@ def load_job(paths: StagePaths, job: str) -> VideoJob:
             job=job,
             registry=str(path),
         ) from exc
+
+
+def global_glossary(paths: StagePaths) -> Path:
+    return paths.root / "glossary.csv"

@@ -1,0 +1,92 @@
+"""`subtitled_video`: the original video with every language's subtitles (MKV or MP4)."""
+
+import shutil
+from typing import Literal
+
+import dagster as dg
+
+from stageflow_assets.core.errors import BadInputError
+from stageflow_assets.core.io_manager import FAN_IN
+from stageflow_assets.core.languages import iso639_2, language_name
+from stageflow_assets.core.manifest import StageManifest
+from stageflow_assets.core.stage import StageWriter, partition_parts, run_stage
+from stageflow_assets.core.storage import StageStore
+from stageflow_assets.providers.media import MediaTools, SubtitleTrack
+from stageflow_assets.subtitles import stages
+from stageflow_assets.subtitles.assets import GROUP, PROVIDER_RETRY, stage_input
+from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
+from stageflow_assets.subtitles.translation_assets import EAGER
+
+# the daemon must not mux a job while any language's blocking QC has failed
+# (all_deps_blocking_checks_passed() is satisfied by one passing partition per dependency)
+MUX_CONDITION = EAGER & ~dg.AutomationCondition.any_deps_match(
+    dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed(), blocking_only=True)
+).with_label("no_dep_failed_blocking_checks")
+
+
+class MuxConfig(dg.Config):
+    languages: list[str] = []
+    """Languages to mux, in track order; empty means every language with subtitles."""
+    container: Literal["mkv", "mp4"] = "mkv"
+    burn_in: str | None = None
+    """A language whose subtitles are also burnt into the picture (re-encodes the video)."""
+
+
+@dg.asset(
+    partitions_def=subtitle_job_partitions, group_name=GROUP, code_version="2",
+    kinds={"ffmpeg"}, retry_policy=PROVIDER_RETRY, automation_condition=MUX_CONDITION,
+    metadata=stages.SUBTITLED_VIDEO.metadata,
+    ins={"subtitles": dg.AssetIn(metadata={FAN_IN: True})},
+)
+def subtitled_video(
+    context: dg.AssetExecutionContext, config: MuxConfig, storage: StageStore, media: MediaTools,
+    source_video: StageManifest, subtitles: dict[str, StageManifest],
+):
+    """The original video with one soft subtitle track per language, tagged ISO 639-2.
+
+    MKV (SRT tracks) by default, MP4 (mov_text tracks) on request; one language can also be
+    burnt into the picture.
+    """
+    paths = storage.paths
+    by_lang = {partition_parts(job_language_partitions.get_partition_key_from_str(k))[1]: m
+               for k, m in subtitles.items()}
+    wanted = config.languages or sorted(by_lang)
+    missing = [lang for lang in wanted if lang not in by_lang]
+    present = [lang for lang in wanted if lang in by_lang and by_lang[lang].status == "success"]
+    skipped = sorted(set(wanted) - set(present) - set(missing))
+    video = stage_input(paths, source_video, "video")
+    srts = {lang: stage_input(paths, by_lang[lang], "srt") for lang in present}
+    burn = stage_input(paths, by_lang[config.burn_in], "ass") if config.burn_in in present else None
+
+    def work(out: StageWriter) -> None:
+        if missing:
+            raise BadInputError(
+                f"no subtitles yet for {', '.join(missing)} of {source_video.partition}: "
+                "materialize those languages first", missing=missing,
+            )
+        if config.burn_in and burn is None:
+            raise BadInputError(f"cannot burn in {config.burn_in}: it has no subtitles in this job",
+                                burn_in=config.burn_in, languages=present)
+        if not srts:
+            out.skip("no language has subtitles")
+            return
+        tracks = [SubtitleTrack(path=srts[l].path, language=iso639_2(l), title=language_name(l)) for l in present]
+        target = out.output(f"subtitled.{config.container}", kind="video", fmt=config.container)
+        burn_copy = None
+        if burn is not None:
+            burn_copy = out.directory / f".burn-{context.run.run_id[:8]}.ass"
+            shutil.copyfile(burn.path, burn_copy)
+        try:
+            media.mux(video.path, tracks, target, config.container, burn_copy)
+        finally:
+            if burn_copy is not None:
+                burn_copy.unlink(missing_ok=True)
+        out.details.update(tracks=[t.language for t in tracks], skipped_languages=skipped,
+                           container=config.container, burnt_in=config.burn_in)
+
+    return run_stage(
+        context, paths, stages.SUBTITLED_VIDEO, inputs=[video, *srts.values(), *([burn] if burn else [])],
+        config={"container": config.container, "languages": present, "burn_in": config.burn_in,
+                "subtitle_codec": "mov_text" if config.container == "mp4" else "srt"},
+        provider_versions=media.versions(), work=work,
+    )

@@ -1,0 +1,99 @@
+"""`subtitles`: SRT, WebVTT and styled ASS per job × language, with QC as asset checks."""
+
+import json
+
+import dagster as dg
+import pysubs2
+
+from stageflow_assets.core.manifest import StageManifest
+from stageflow_assets.core.stage import StageInput, StageWriter, partition_parts, run_stage
+from stageflow_assets.core.storage import StageStore
+from stageflow_assets.subtitles import qc, stages
+from stageflow_assets.subtitles.assets import GROUP, stage_input
+from stageflow_assets.subtitles.linebreak import break_lines
+from stageflow_assets.subtitles.models import TranslationDoc
+from stageflow_assets.subtitles.partitions import job_language_partitions
+from stageflow_assets.subtitles.rules import SubtitleRules
+from stageflow_assets.subtitles.style import SubtitleStyle
+from stageflow_assets.subtitles.translation_assets import EAGER
+
+CHECK_PREFIX = "qc_"
+QC_CHECKS = [
+    dg.AssetCheckSpec(
+        f"{CHECK_PREFIX}{rule}", asset="subtitles", blocking=rule in qc.ERROR_RULES,
+        partitions_def=job_language_partitions,
+        description=("ERROR, blocks the mux: " if rule in qc.ERROR_RULES else "WARN: ") + rule.replace("_", " "),
+    )
+    for rule in qc.ERROR_RULES + qc.WARN_RULES
+]
+FORMATS = (("srt", "srt"), ("vtt", "vtt"), ("ass", "ass"))
+
+
+@dg.asset(
+    partitions_def=job_language_partitions, group_name=GROUP, code_version="2",
+    kinds={"pysubs2"}, automation_condition=EAGER, metadata=stages.SUBTITLES.metadata,
+    check_specs=QC_CHECKS,
+)
+def subtitles(
+    context: dg.AssetExecutionContext, storage: StageStore, rules: SubtitleRules,
+    style: SubtitleStyle, translation: StageManifest,
+):
+    """SRT, WebVTT and styled ASS files for one job × language, lines broken by the rules.
+
+    The QC of every rule (overlaps, empty cues, line length and count, duration, reading
+    speed, frame gaps, unknown words, repeats, phantom phrases, glossary) is written as
+    `qc.json` and reported by the `qc_*` asset checks; overlaps and empty cues block the mux.
+    """
+    paths = storage.paths
+    _, lang = partition_parts(context.partition_key)
+    skipped = translation.status == "skipped"
+    inputs: list[StageInput] = [] if skipped else [stage_input(paths, translation, "translation")]
+
+    def work(out: StageWriter) -> None:
+        if skipped:
+            out.skip(translation.details.get("skipped_reason", "translation skipped"))
+            return
+        doc = TranslationDoc.model_validate_json(inputs[0].path.read_text(encoding="utf-8"))
+        width = rules.line_chars(lang)
+        lined = [(c, break_lines(c.text, lang, width, rules.max_lines)) for c in doc.cues]
+        subs = pysubs2.SSAFile()
+        style.apply(subs)
+        for cue, lines in lined:
+            subs.append(pysubs2.SSAEvent(start=round(cue.start * 1000), end=round(cue.end * 1000),
+                                         text=r"\N".join(lines)))
+        for fmt, ext in FORMATS:
+            subs.save(str(out.output(f"subtitles.{ext}", kind=fmt, fmt=fmt, language=lang)), format_=fmt)
+        found = qc.violations(
+            [qc.QcCue(c.index, c.start, c.end, lines) for c, lines in lined], lang, rules, doc.fps,
+            unknown_words=doc.unknown_words, missing_terms=doc.glossary_missing,
+        )
+        out.output("qc.json", kind="qc", fmt="json", language=lang).write_text(
+            json.dumps(found, indent=1, ensure_ascii=False), encoding="utf-8"
+        )
+        out.details.update(cues=len(subs), violations=qc.counts(found))
+        first = "\n\n".join(subs.to_string("srt").split("\n\n")[:5])
+        out.preview = f"```\n{first}\n```"
+
+    output = run_stage(
+        context, paths, stages.SUBTITLES, inputs=inputs,
+        config={**rules.parameters(lang), "style": style.parameters(), "formats": [f for f, _ in FORMATS],
+                "skipped": skipped},
+        provider_versions={"pysubs2": pysubs2.VERSION}, work=work,
+    )
+    yield output
+    yield from qc_results(paths, output.value)
+
+
+def qc_results(paths, manifest: StageManifest):
+    """One check result per QC rule, naming the first offending cues."""
+    found = {} if manifest.status == "skipped" else json.loads(
+        paths.absolute(manifest.output("qc").path).read_text(encoding="utf-8")
+    )
+    for rule in qc.ERROR_RULES + qc.WARN_RULES:
+        items = found.get(rule, [])
+        yield dg.AssetCheckResult(
+            check_name=f"{CHECK_PREFIX}{rule}", passed=not items,
+            severity=dg.AssetCheckSeverity.ERROR if rule in qc.ERROR_RULES else dg.AssetCheckSeverity.WARN,
+            metadata={"violations": len(items), "offending": dg.MetadataValue.json(items[:20]),
+                      "skipped": manifest.status == "skipped"},
+        )

@@ -1,0 +1,1 @@
+"""Loopback fakes of network services we cannot reach in tests."""
