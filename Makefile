@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEB_PACKAGES := ffmpeg espeak-ng apertium apertium-eng-spa apertium-eng-cat
+DEB_PACKAGES := ffmpeg espeak-ng apertium apertium-eng-spa apertium-eng-cat wordnet
 STAMP := $(VENV)/.stageflow-installed
 
 .PHONY: install system-deps demo test ui bench clean
