@@ -21,8 +21,8 @@ def _fail(message: str, run_id: str | None = None, code: int = 1) -> None:
 @click.group()
 def main() -> None:
     """Media pipelines as Dagster assets: subtitles (more domains to come)."""
-    # Output(data_version=...) is marked beta; the warning says nothing a user can act on
-    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    # Output(data_version=...) and partitioned checks are marked beta/preview; nothing a user can act on
+    warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
 
 
 @main.command()
@@ -32,7 +32,15 @@ def main() -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Copy <job>.<lang>.srt/.vtt and <job>.mkv here.")
 @click.option("--force", is_flag=True, help="Recompute every stage instead of reusing unchanged work.")
-def subtitles(video: Path, languages: tuple[str, ...], out_dir: Path | None, force: bool) -> None:
+@click.option("--glossary", type=click.Path(path_type=Path, dir_okay=False),
+              help="CSV of `source term,target language,target term` forced in translation.")
+@click.option("--container", type=click.Choice(["mkv", "mp4"]), default="mkv", show_default=True,
+              help="Subtitled video container (MP4 gets mov_text tracks).")
+@click.option("--burn-in", "burn_in", help="Also burn this language's subtitles into the picture.")
+def subtitles(
+    video: Path, languages: tuple[str, ...], out_dir: Path | None, force: bool,
+    glossary: Path | None, container: str, burn_in: str | None,
+) -> None:
     """Transcribe VIDEO, translate, write subtitles and mux them, as Dagster runs."""
     configured = configured_languages()
     unknown = [lang for lang in languages if lang.lower() not in configured]
@@ -43,6 +51,10 @@ def subtitles(video: Path, languages: tuple[str, ...], out_dir: Path | None, for
         )
     if not video.is_file():
         _fail(f"{video}: no such file", code=2)
+    if glossary is not None and not glossary.is_file():
+        _fail(f"{glossary}: no such glossary file", code=2)
+    if burn_in and burn_in.lower() not in [l.lower() for l in languages]:
+        _fail(f"--burn-in {burn_in}: burn in one of the --lang languages", code=2)
 
     from stageflow_assets.core.storage import StageStore
     from stageflow_assets.subtitles.pipeline import PipelineError, run_subtitles
@@ -51,6 +63,7 @@ def subtitles(video: Path, languages: tuple[str, ...], out_dir: Path | None, for
         result = run_subtitles(
             _instance(), StageStore().paths, video, [l.lower() for l in languages], out_dir,
             force=force, progress=lambda line: click.echo(f"  {line}", err=True),
+            glossary=glossary, container=container, burn_in=burn_in.lower() if burn_in else None,
         )
     except PipelineError as exc:
         _fail(str(exc), exc.run_id)

@@ -184,7 +184,7 @@ def test_529_exhausted_says_overloaded(fake_anthropic):
 
 def test_401_fails_at_once_naming_the_key(fake_anthropic):
     with pytest.raises(BadInputError) as err:
-        claude(fake_anthropic, api_key="sk-ant-wrong-key", max_retries=5).complete_json("s", "p", WordInfo)
+        claude(fake_anthropic, api_key="wrong-claude-key", max_retries=5).complete_json("s", "p", WordInfo)
     assert err.value.message.startswith("ANTHROPIC_API_KEY rejected (401")
     assert not err.value.retryable
     assert len(fake_anthropic.calls()) == 1

@@ -106,7 +106,8 @@ class WhisperASR(dg.ConfigurableResource):
 
         return {"faster-whisper": version("faster-whisper"), "ctranslate2": version("ctranslate2")}
 
-    def transcribe(self, wav: Path, language: str | None = None) -> Transcript:
+    def transcribe(self, wav: Path, language: str | None = None, task: str = "transcribe") -> Transcript:
+        """`task="translate"` is Whisper's own speech translation into English."""
         model = _load(
             self.model_path(), self.device, self.compute_type, self.cpu_threads,
             self.local_files_only,
@@ -115,6 +116,7 @@ class WhisperASR(dg.ConfigurableResource):
             segments, info = model.transcribe(
                 str(wav),
                 language=language,
+                task=task,
                 beam_size=self.beam_size,
                 word_timestamps=True,
                 vad_filter=self.vad_filter,

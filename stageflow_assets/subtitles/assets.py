@@ -17,6 +17,7 @@ from stageflow_assets.core.manifest import StageManifest
 from stageflow_assets.core.stage import StageInput, StageWriter, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.asr import Transcript, WhisperASR
+from stageflow_assets.providers.asr_whisperx import transcript_pool
 from stageflow_assets.providers.media import MediaTools
 from stageflow_assets.subtitles import segmenter, stages
 from stageflow_assets.subtitles.models import CueDoc
@@ -123,6 +124,7 @@ def audio(
 @dg.asset(
     partitions_def=subtitle_job_partitions, group_name=GROUP, code_version="1",
     kinds={"whisper"}, retry_policy=PROVIDER_RETRY, metadata=stages.TRANSCRIPT.metadata,
+    pool=transcript_pool(),  # "gpu" when STAGEFLOW_ASR_DEVICE is not cpu, else None
 )
 def transcript(
     context: dg.AssetExecutionContext, storage: StageStore, asr: WhisperASR, audio: StageManifest

@@ -11,7 +11,7 @@ import dagster as dg
 
 from stageflow_assets.core.manifest import MANIFEST_NAME, StageManifest
 from stageflow_assets.core.paths import StagePaths, atomic_path
-from stageflow_assets.core.runs import RunOutcome, execute_partition
+from stageflow_assets.core.runs import RunOutcome, execute_partition, settle_heap
 from stageflow_assets.core.stage import FORCE_TAG, StageSpec, read_manifest
 from stageflow_assets.subtitles import stages
 from stageflow_assets.subtitles.jobs import JOB_TAG
@@ -49,8 +49,13 @@ def run_subtitles(
     out_dir: Path | None = None,
     force: bool = False,
     progress: Callable[[str], None] = lambda _: None,
+    glossary: Path | None = None,
+    container: str = "mkv",
+    burn_in: str | None = None,
 ) -> SubtitleResult:
-    job = register_video(paths, video).job
+    # a CLI process runs one video and exits: fewer full collections, and a quick exit
+    settle_heap()
+    job = register_video(paths, video, glossary).job
     instance.add_dynamic_partitions(subtitle_job_partitions.name, [job])
     result = SubtitleResult(job=job)
     tags = {JOB_TAG: job, "stageflow/source": "cli"}
@@ -76,24 +81,27 @@ def run_subtitles(
             progress(f"skipped {lang}: {result.skipped[lang]}")
     if len(result.skipped) == len(languages):
         raise PipelineError("no requested language could be served: " + "; ".join(result.skipped.values()))
-    mux_config = {"ops": {"subtitled_video": {"config": {"languages": languages}}}}
+    mux_config = {"ops": {"subtitled_video": {"config": {
+        "languages": languages, "container": container, "burn_in": burn_in}}}}
     step("subtitled video", execute_partition(instance, "subtitle_mux_job", subtitle_job_partitions, job, tags, mux_config))
     if out_dir is not None:
-        result.deliverables = copy_deliverables(paths, job, languages, out_dir)
+        result.deliverables = copy_deliverables(paths, job, languages, out_dir, container)
     return result
 
 
-def copy_deliverables(paths: StagePaths, job: str, languages: list[str], out_dir: Path) -> list[Path]:
-    """`<job>.<lang>.srt`, `<job>.<lang>.vtt` and `<job>.mkv`, each written atomically."""
+def copy_deliverables(
+    paths: StagePaths, job: str, languages: list[str], out_dir: Path, container: str = "mkv"
+) -> list[Path]:
+    """`<job>.<lang>.srt/.vtt/.ass` and `<job>.<mkv|mp4>`, each written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
     copies: list[tuple[str, Path]] = []
     for lang in languages:
         subs = manifest_for(paths, stages.SUBTITLES, job, lang)
-        for kind in ("srt", "vtt"):
+        for kind in ("srt", "vtt", "ass"):
             if subs.status == "success":
                 copies.append((subs.output(kind).path, out_dir / f"{job}.{lang}.{kind}"))
     video = manifest_for(paths, stages.SUBTITLED_VIDEO, job)
-    copies.append((video.output("video").path, out_dir / f"{job}.mkv"))
+    copies.append((video.output("video").path, out_dir / f"{job}.{container}"))
     written = []
     for relative, target in copies:
         with atomic_path(target) as tmp:

@@ -7,12 +7,15 @@ import dagster as dg
 from stageflow_assets.core.manifest import StageManifest
 from stageflow_assets.core.stage import StageInput, StageWriter, partition_parts, run_stage
 from stageflow_assets.core.storage import StageStore
+from stageflow_assets.providers.asr import WhisperASR
+from stageflow_assets.providers.llm import ClaudeResource
 from stageflow_assets.providers.translate import ApertiumTranslator
-from stageflow_assets.subtitles import glossary, stages
+from stageflow_assets.subtitles import glossary, segmenter, stages, translators
 from stageflow_assets.subtitles.assets import GROUP, PROVIDER_RETRY, stage_input
 from stageflow_assets.subtitles.models import CueDoc, TranslatedCue, TranslationDoc
 from stageflow_assets.subtitles.partitions import job_language_partitions
 from stageflow_assets.subtitles.registry import global_glossary, load_job
+from stageflow_assets.subtitles.rules import SubtitleRules
 
 EAGER = dg.AutomationCondition.eager()
 CUE_PARITY_CHECK = "cue_count_matches_source"
@@ -30,67 +33,80 @@ def _glossary_inputs(paths, job: str) -> list[StageInput]:
 
 
 @dg.asset(
-    partitions_def=job_language_partitions, group_name=GROUP, code_version="3",
-    kinds={"apertium"}, retry_policy=PROVIDER_RETRY, automation_condition=EAGER,
+    partitions_def=job_language_partitions, group_name=GROUP, code_version="4",
+    kinds={"apertium", "claude"}, retry_policy=PROVIDER_RETRY, automation_condition=EAGER,
     metadata=stages.TRANSLATION.metadata,
     check_specs=[dg.AssetCheckSpec(CUE_PARITY_CHECK, asset="translation", blocking=True,
                                    partitions_def=job_language_partitions,
                                    description="One translated cue per source cue (ERROR).")],
 )
 def translation(
-    context: dg.AssetExecutionContext, storage: StageStore, translator: ApertiumTranslator,
-    cues: StageManifest,
+    context: dg.AssetExecutionContext, storage: StageStore, translation_settings: translators.TranslationSettings,
+    translator: ApertiumTranslator, claude: ClaudeResource, asr: WhisperASR, rules: SubtitleRules,
+    cues: StageManifest, audio: StageManifest,
 ):
     """The spoken-language cues in one target language: one translated line per source cue.
 
-    Partitioned by job × language. Same-language targets copy the cues (captions); glossary
-    terms are forced; a pair no backend serves is recorded as skipped with the reason.
+    Partitioned by job × language. Same-language targets copy the cues (captions); Apertium
+    (offline) or Claude translate cue by cue with glossary terms forced; Whisper's translate
+    task serves English from other languages; a pair nothing serves is recorded as skipped.
     """
     paths = storage.paths
     job, lang = partition_parts(context.partition_key)
     source = stage_input(paths, cues, "cues")
     doc = CueDoc.model_validate_json(source.path.read_text(encoding="utf-8"))
     glossaries = _glossary_inputs(paths, job)
-    entries = [e for g in glossaries for e in glossary.load_glossary(g.path)]
-    terms = glossary.for_language(entries, lang)
-    same = lang == doc.language
-    config = {"source_language": doc.language, "target_language": lang, "glossary_terms": len(terms)}
-    config.update({"backend": "none (same language)"} if same else translator.parameters(doc.language, lang))
+    terms = glossary.for_language([e for g in glossaries for e in glossary.load_glossary(g.path)], lang)
+    plan = translators.plan(doc.language, lang, translation_settings, translator, claude)
+    wav = stage_input(paths, audio, "audio") if plan.backend == "whisper-translate" else None
+    inputs = [source, *glossaries, *([wav] if wav else [])]
+    config = {"source_language": doc.language, "target_language": lang, "backend": plan.backend,
+              **plan.detail, "glossary_terms": len(terms)}
+    if plan.backend == "whisper-translate":
+        config["asr"] = asr.parameters()
 
     def work(out: StageWriter) -> None:
-        if not same and config.get("mode") is None:
-            out.skip(f"no translation backend serves {doc.language}→{lang} (Apertium pairs: `apertium -l`)")
+        if plan.backend == "skip":
+            out.skip(plan.reason)
             return
-        sources = [c.text for c in doc.cues]
-        if same:
-            texts, unknown = sources, []
-        else:
-            protected, placeholders = glossary.protect(sources, terms)
-            texts, unknown = translator.translate(protected, doc.language, lang)
-            texts = glossary.restore(texts, placeholders)
-            unknown = [w for w in unknown if w not in placeholders]
-        result = TranslationDoc(
-            source_language=doc.language, target_language=lang, backend=config["backend"], fps=doc.fps,
-            cues=[TranslatedCue(index=c.index, start=c.start, end=c.end, text=t, source=c.text)
-                  for c, t in zip(doc.cues, texts)],
-            unknown_words=unknown,
-            glossary_missing={} if same else glossary.missing_terms(sources, texts, terms),
+        result = translators.translate(
+            plan, doc.cues, doc.language, lang, terms, apertium=translator, claude=claude, asr=asr,
+            audio=wav.path if wav else None, build_cues=lambda words: segmenter.build_cues(words, lang, rules, doc.fps),
+        )
+        cue_list = result.cues or doc.cues
+        sources = [c.text for c in doc.cues] if result.cues is None else ["" for _ in cue_list]
+        translated = TranslationDoc(
+            source_language=doc.language, target_language=lang, backend=plan.backend, fps=doc.fps,
+            cues=[TranslatedCue(index=c.index, start=c.start, end=c.end, text=t, source=s)
+                  for c, t, s in zip(cue_list, result.texts, sources)],
+            unknown_words=result.unknown_words,
+            glossary_missing=glossary.missing_terms(sources, result.texts, terms) if result.cues is None else {},
         )
         out.output("translation.json", kind="translation", fmt="json", language=lang).write_text(
-            result.model_dump_json(indent=1), encoding="utf-8"
+            translated.model_dump_json(indent=1), encoding="utf-8"
         )
-        out.details.update(cues=len(result.cues), source_cues=len(doc.cues), unknown_words=len(unknown),
-                           glossary_missing=len(result.glossary_missing))
-        out.preview = "\n".join(f"- {c.source} → **{c.text}**" for c in result.cues[:6]) or "_no cues_"
+        out.details.update(cues=len(translated.cues), source_cues=len(doc.cues),
+                           own_timing=result.cues is not None, unknown_words=len(result.unknown_words),
+                           glossary_missing=len(translated.glossary_missing))
+        if result.usage:
+            out.details["llm_usage"] = result.usage
+        out.preview = "\n".join(f"- {c.source} → **{c.text}**" for c in translated.cues[:6]) or "_no cues_"
 
-    output = run_stage(
-        context, paths, stages.TRANSLATION, inputs=[source, *glossaries], config=config,
-        provider_versions={} if same else translator.versions(), work=work,
-    )
+    versions = {"none": {}, "skip": {}, "apertium": translator.versions(), "claude": claude.versions(),
+                "whisper-translate": asr.versions()}[plan.backend]
+    output = run_stage(context, paths, stages.TRANSLATION, inputs=inputs, config=config,
+                       provider_versions=versions, work=work)
     yield output
-    details = output.value.details
-    matched = output.value.status == "skipped" or details.get("cues") == details.get("source_cues")
-    yield dg.AssetCheckResult(
+    yield parity_result(output.value)
+
+
+def parity_result(manifest: StageManifest) -> dg.AssetCheckResult:
+    """Cue parity; Whisper's translate task times its own cues, so parity does not apply there."""
+    details = manifest.details
+    applies = manifest.status != "skipped" and not details.get("own_timing")
+    matched = not applies or details.get("cues") == details.get("source_cues")
+    return dg.AssetCheckResult(
         check_name=CUE_PARITY_CHECK, passed=matched, severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"cues": details.get("cues", 0), "source_cues": details.get("source_cues", len(doc.cues))},
+        metadata={"cues": details.get("cues", 0), "source_cues": details.get("source_cues", 0),
+                  "applies": applies},
     )

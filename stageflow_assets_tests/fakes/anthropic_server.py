@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import pytest
 
-FAKE_KEY = "sk-ant-fake-0123456789abcdef"
+FAKE_KEY = "fake-claude-key-0123456789abcdef"
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
                403: "permission_error", 404: "not_found_error", 413: "request_too_large",
                429: "rate_limit_error", 500: "api_error", 503: "api_error", 504: "timeout_error",
