@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEB_PACKAGES := ffmpeg espeak-ng apertium apertium-eng-spa apertium-eng-cat wordnet
 STAMP := $(VENV)/.stageflow-installed
 
-.PHONY: install system-deps demo test ui bench clean
+.PHONY: install system-deps demo test ui bench clean whisperx
 
 install: system-deps $(STAMP)
 
@@ -35,6 +35,12 @@ demo: install
 
 test: install
 	$(BIN)/pytest -q -ra
+
+# Optional production ASR backend: whisperx (torch 2.8 CUDA build from PyPI, ~7 GB, minutes).
+# Not part of install/test. Its tests: $(BIN)/pytest -m whisperx
+whisperx: install
+	$(BIN)/pip install -e ".[test,whisperx]"
+	$(BIN)/python -c "import whisperx, torch; print('whisperx ok, torch', torch.__version__)"
 
 ui: install
 	$(BIN)/stageflow ui

@@ -86,6 +86,58 @@ def _instance():
 
 
 @main.command()
+@click.argument("words", type=click.Path(path_type=Path))
+@click.option("--deck", required=True, help='Anki deck name, e.g. "Spanish::Food" (it is the deck\'s identity).')
+@click.option("--lang", "language", default="en", show_default=True, help="Language of the headwords (ISO 639-1).")
+@click.option("--native", default=None, help="Your language: cards get an Apertium translation where the pair exists.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="Write <deck slug>.apkg here.")
+@click.option("--reverse", is_flag=True, help="Add a production card (meaning → word) to every note.")
+@click.option("--sync", is_flag=True, help="Push the deck into a running Anki through AnkiConnect.")
+@click.option("--collection", type=click.Path(path_type=Path, dir_okay=False),
+              help="Import into this .anki2 collection file instead (implies --sync).")
+@click.option("--ankiconnect-url", default="", help="AnkiConnect URL (default http://127.0.0.1:8765).")
+@click.option("--force", is_flag=True, help="Recompute every stage instead of reusing unchanged work.")
+def vocab(words: Path, deck: str, language: str, native: str | None, out_dir: Path | None, reverse: bool,
+          sync: bool, collection: Path | None, ankiconnect_url: str, force: bool) -> None:
+    """Build an Anki deck from the word list WORDS (text, CSV or JSON), as Dagster runs."""
+    if not words.is_file():
+        _fail(f"{words}: no such file", code=2)
+    if collection is not None and collection.suffix != ".anki2":
+        _fail(f"{collection}: an Anki collection file ends in .anki2", code=2)
+
+    from stageflow_assets.core.errors import StageError
+    from stageflow_assets.core.instance import get_instance
+    from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.vocabulary.pipeline import PipelineError, SyncRequest, run_vocab
+
+    request = SyncRequest(collection=collection, ankiconnect_url=ankiconnect_url) if (sync or collection) else None
+    try:
+        result = run_vocab(
+            get_instance(), StageStore().paths, words, deck, language.lower(), native, reverse, out_dir,
+            sync=request, force=force, progress=lambda line: click.echo(f"  {line}", err=True),
+        )
+    except PipelineError as exc:
+        _fail(str(exc), exc.run_id)
+    except StageError as exc:
+        _fail(exc.message, code=2)
+    click.echo(f"job: {result.job}")
+    for what, run_id in result.runs:
+        click.echo(f"run: {run_id}  {what}")
+    if result.deck_reused:
+        click.echo(f"notes: {result.deck.get('notes')} (list unchanged: deck reused)")
+    else:
+        click.echo(f"notes: {result.deck.get('notes')} ({result.deck.get('new_notes')} new, "
+                   f"{result.deck.get('changed_notes')} changed)")
+    unknown = result.analysis.get("unknown_words") or []
+    if unknown:
+        click.echo(f"unknown: {', '.join(unknown[:20])}")
+    if result.sync:
+        click.echo(f"synced: {', '.join(f'{k}={v}' for k, v in result.sync.items() if isinstance(v, int))}")
+    if result.deck_path:
+        click.echo(f"wrote: {result.deck_path}")
+
+
+@main.command()
 @click.argument("run_id")
 def reexecute(run_id: str) -> None:
     """Re-execute RUN_ID from its failure (also a run whose process was killed)."""

@@ -21,6 +21,12 @@ def _modes(binary: str) -> frozenset[str]:
     return frozenset(line.strip() for line in result.stdout.splitlines() if line.strip())
 
 
+def _match_initial_case(source: str, translated: str) -> str:
+    if source[:1].islower() and translated[:1].isupper():
+        return translated[:1].lower() + translated[1:]
+    return translated
+
+
 class ApertiumTranslator(dg.ConfigurableResource):
     """`apertium <mode>` over cue lines; `*`-marked unknown words are recorded, then unmarked."""
 
@@ -45,16 +51,23 @@ class ApertiumTranslator(dg.ConfigurableResource):
         mode = self.mode_for(source, target)
         if mode is None:
             raise ProviderError(f"Apertium has no {source}→{target} pair installed")
-        if not lines:
-            return [], []
-        flat = [" ".join(line.split()) for line in lines]
-        result = run_tool([self.apertium, mode], timeout_s=self.timeout_s, input_text="\n".join(flat) + "\n")
-        out = result.stdout.rstrip("\n").split("\n")
+        keep = [i for i, line in enumerate(lines) if line.strip()]  # blank cues stay blank
+        if not keep:
+            return ["" for _ in lines], []
+        flat = [" ".join(lines[i].split()) for i in keep]
+        # Apertium reads a single newline as a space and moves words across it; a blank line
+        # is a paragraph break it never crosses, so each cue is translated on its own
+        result = run_tool([self.apertium, mode], timeout_s=self.timeout_s, input_text="\n\n".join(flat) + "\n")
+        out = [part.strip() for part in re.split(r"\n[ \t]*\n", result.stdout.strip("\n"))]
         if len(out) != len(flat):
             raise ProviderError(
                 f"Apertium returned {len(out)} lines for {len(flat)} cues ({mode})",
                 mode=mode,
             )
+        # a cue that continues a sentence starts in lower case; Apertium capitalises paragraphs
+        out = [_match_initial_case(src, dst) for src, dst in zip(flat, out)]
         unknown = sorted({m.group(0)[1:] for line in out for m in re.finditer(r"[*@#]\w[\w'-]*", line)})
-        cleaned = [" ".join(_MARKED.sub("", line).split()) for line in out]
+        cleaned = ["" for _ in lines]
+        for i, line in zip(keep, out):
+            cleaned[i] = " ".join(_MARKED.sub("", line).split())
         return cleaned, unknown

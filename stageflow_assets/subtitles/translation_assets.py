@@ -33,7 +33,7 @@ def _glossary_inputs(paths, job: str) -> list[StageInput]:
 
 
 @dg.asset(
-    partitions_def=job_language_partitions, group_name=GROUP, code_version="4",
+    partitions_def=job_language_partitions, group_name=GROUP, code_version="5",
     kinds={"apertium", "claude"}, retry_policy=PROVIDER_RETRY, automation_condition=EAGER,
     metadata=stages.TRANSLATION.metadata,
     check_specs=[dg.AssetCheckSpec(CUE_PARITY_CHECK, asset="translation", blocking=True,

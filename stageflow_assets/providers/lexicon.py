@@ -1,0 +1,176 @@
+"""Meanings, parts of speech and example glosses for headwords.
+
+`Lexicon` is the seam every backend plugs into (the embedded WordNet reader here; a Claude
+backend later): the `word_analysis` asset asks for `Lexicon` and gets whichever is configured.
+WordNet is read straight from its WNDB files (`/usr/share/wordnet`, Debian `wordnet`), because
+nltk's reader wants a `lexnames` file Debian does not ship.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+from pydantic import BaseModel, Field
+
+from stageflow_assets.core.errors import ProviderError
+
+POS_NAMES = {"n": "noun", "v": "verb", "a": "adjective", "s": "adjective", "r": "adverb"}
+_FILES = {"noun": "noun", "verb": "verb", "adjective": "adj", "adverb": "adv"}
+# WordNet's own detachment rules (morph.c): inflected ending → base ending, tried in order
+_RULES = {
+    "noun": [("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"),
+             ("men", "man"), ("ies", "y")],
+    "verb": [("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""),
+             ("ing", "e"), ("ing", "")],
+    "adjective": [("er", ""), ("est", ""), ("er", "e"), ("est", "e")],
+    "adverb": [],
+}
+
+
+class Sense(BaseModel):
+    part_of_speech: str
+    definition: str
+    examples: list[str] = Field(default_factory=list)
+    synonyms: list[str] = Field(default_factory=list)
+
+
+class LexEntry(BaseModel):
+    """What a backend knows about one headword: senses of its main part of speech first."""
+
+    headword: str
+    lemma: str
+    part_of_speech: str
+    senses: list[Sense]
+    other_parts_of_speech: list[str] = Field(default_factory=list)
+    backend: str
+
+
+class Lexicon(dg.ConfigurableResource):
+    """The lexicon interface: subclasses answer `lookup`; None means the word is unknown."""
+
+    def languages(self) -> frozenset[str]:
+        raise NotImplementedError
+
+    def lookup(self, headword: str, language: str, pos_hint: str | None = None) -> LexEntry | None:
+        raise NotImplementedError
+
+    def parameters(self) -> dict[str, object]:
+        return {"backend": type(self).__name__}
+
+    def versions(self) -> dict[str, str]:
+        return {}
+
+
+@dataclass(frozen=True)
+class _WordNetIndex:
+    # a plain dataclass: validating 150k index rows through pydantic would cost seconds
+    # lemma → part of speech → (synset offsets by frequency, tagged sense count)
+    lemmas: dict[str, dict[str, tuple[list[int], int]]]
+    exceptions: dict[str, dict[str, list[str]]]
+    version: str
+
+
+@functools.lru_cache(maxsize=2)
+def _load(directory: str) -> _WordNetIndex:
+    root = Path(directory)
+    lemmas: dict[str, dict[str, tuple[list[int], int]]] = {}
+    exceptions: dict[str, dict[str, list[str]]] = {}
+    version = "unknown"
+    for pos, stem in _FILES.items():
+        index = root / f"index.{stem}"
+        if not index.is_file():
+            raise ProviderError(
+                f"WordNet is not installed ({index} is missing): run `make install` "
+                "(Debian package `wordnet`)", path=str(index))
+        for line in index.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("  "):
+                found = re.search(r"WordNet (\d+\.\d+)", line)
+                version = found.group(1) if found else version
+                continue
+            parts = line.split()
+            p_cnt = int(parts[3])
+            tagged = int(parts[5 + p_cnt])
+            offsets = [int(o) for o in parts[6 + p_cnt:]]
+            lemmas.setdefault(parts[0], {})[pos] = (offsets, tagged)
+        exc = root / f"{stem}.exc"
+        if exc.is_file():
+            for line in exc.read_text(encoding="utf-8", errors="replace").splitlines():
+                form, *bases = line.split()
+                exceptions.setdefault(form, {})[pos] = bases
+    return _WordNetIndex(lemmas=lemmas, exceptions=exceptions, version=version)
+
+
+def parse_gloss(gloss: str) -> tuple[str, list[str]]:
+    """WNDB gloss → (definition, example sentences); examples are the double-quoted parts."""
+    examples = [e.strip() for e in re.findall(r'"([^"]+)"', gloss) if e.strip()]
+    definition = re.split(r';?\s*"', gloss, maxsplit=1)[0].strip().rstrip(";").strip()
+    return definition, examples
+
+
+class WordNetLexicon(Lexicon):
+    """Princeton WordNet 3.0 from its WNDB files: English headwords only, fully offline."""
+
+    wordnet_dir: str = "/usr/share/wordnet"
+    max_senses: int = 3
+    max_examples: int = 2
+
+    def languages(self) -> frozenset[str]:
+        return frozenset({"en"})
+
+    def parameters(self) -> dict[str, object]:
+        return {"backend": "wordnet", "max_senses": self.max_senses, "max_examples": self.max_examples}
+
+    def versions(self) -> dict[str, str]:
+        return {"wordnet": _load(self.wordnet_dir).version}
+
+    def lemmas_for(self, word: str, pos: str) -> list[str]:
+        """Base forms of `word` as `pos` (morphy): the word itself, exceptions, then rules."""
+        index = _load(self.wordnet_dir)
+        key = "_".join(word.lower().split())
+        found = [key] if pos in index.lemmas.get(key, {}) else []
+        found += [b for b in index.exceptions.get(key, {}).get(pos, []) if pos in index.lemmas.get(b, {})]
+        for ending, base in _RULES[pos]:
+            if key.endswith(ending) and len(key) > len(ending):
+                candidate = key[: len(key) - len(ending)] + base
+                if pos in index.lemmas.get(candidate, {}):
+                    found.append(candidate)
+        return list(dict.fromkeys(found))
+
+    def lookup(self, headword: str, language: str, pos_hint: str | None = None) -> LexEntry | None:
+        if language not in self.languages():
+            return None
+        index = _load(self.wordnet_dir)
+        candidates = []  # (tagged count, sense count, pos, lemma)
+        for pos in ([pos_hint] if pos_hint else list(_FILES)):
+            for lemma in self.lemmas_for(headword, pos)[:1]:
+                offsets, tagged = index.lemmas[lemma][pos]
+                candidates.append((tagged, len(offsets), pos, lemma))
+        if not candidates:
+            return None
+        # the part of speech people meet most (tagged senses), then the richer one
+        candidates.sort(key=lambda c: (-c[0], -c[1], list(_FILES).index(c[2])))
+        _, _, pos, lemma = candidates[0]
+        offsets, _ = index.lemmas[lemma][pos]
+        senses = [self._sense(pos, off, lemma) for off in offsets[: self.max_senses]]
+        return LexEntry(
+            headword=headword, lemma=lemma.replace("_", " "), part_of_speech=pos, senses=senses,
+            other_parts_of_speech=[c[2] for c in candidates[1:]], backend="wordnet",
+        )
+
+    def _sense(self, pos: str, offset: int, lemma: str) -> Sense:
+        path = Path(self.wordnet_dir) / f"data.{_FILES[pos]}"
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            line = fh.readline().decode("utf-8", errors="replace")
+        head, _, gloss = line.partition(" | ")
+        parts = head.split()
+        count = int(parts[3], 16)
+        words = [parts[4 + 2 * i] for i in range(count)]
+        synonyms = [re.sub(r"\(.*\)$", "", w).replace("_", " ") for w in words if w.lower() != lemma]
+        definition, examples = parse_gloss(gloss.strip())
+        return Sense(part_of_speech=POS_NAMES.get(parts[2], pos), definition=definition,
+                     examples=examples[: self.max_examples], synonyms=synonyms[:4])

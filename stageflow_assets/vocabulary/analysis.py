@@ -1,0 +1,142 @@
+"""Word analysis with a per-word cache, so an edited list recomputes only the edited words.
+
+The stage runtime reuses a whole stage when nothing changed; one changed word changes the
+stage's input, so each word's result is also cached in `cache/` inside the stage dir (the
+runtime keeps sub-directories), keyed by everything that decides it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from stageflow_assets.core.errors import ProviderError
+from stageflow_assets.core.hashing import sha256_json
+from stageflow_assets.core.paths import write_text_atomic
+from stageflow_assets.providers.lexicon import Lexicon, Sense
+from stageflow_assets.providers.translate import ApertiumTranslator
+from stageflow_assets.providers.tts import EspeakTTS
+from stageflow_assets.vocabulary.cards import note_guid
+from stageflow_assets.vocabulary.ipa import ipa_problems
+from stageflow_assets.vocabulary.models import WordAnalysis, WordEntry
+
+ANALYSIS_VERSION = "1"
+CACHE_DIR = "cache"
+
+
+class CachedWord(BaseModel):
+    part_of_speech: str = ""
+    lemma: str = ""
+    senses: list[Sense] = []
+    ipa: str = ""
+    translation: str = ""
+    issues: list[str] = []
+
+
+@dataclass
+class Analyser:
+    lexicon: Lexicon
+    tts: EspeakTTS
+    translator: ApertiumTranslator
+    language: str
+    native: str | None
+    cache: Path
+    computed: int = 0
+    reused: int = 0
+    used_keys: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.lexicon_serves = self.language in self.lexicon.languages()
+        self.has_voice = self.tts.has_voice(self.language)
+        wants = self.native and self.native != self.language
+        self.mode = self.translator.mode_for(self.language, self.native) if wants else None
+        self.settings = {
+            "version": ANALYSIS_VERSION, "language": self.language, "native": self.native,
+            "lexicon": self.lexicon.parameters(), "lexicon_versions": self.lexicon.versions(),
+            "tts": self.tts.parameters(self.language), "tts_versions": self.tts.versions(),
+            "translation_mode": self.mode,
+        }
+
+    def analyse(self, words: list[WordEntry]) -> list[WordAnalysis]:
+        keys = [sha256_json({**self.settings, "headword": w.headword, "pos": w.pos_hint})[:24] for w in words]
+        results: dict[str, CachedWord] = {}
+        missing = []
+        for word, key in zip(words, keys):
+            cached = self._read(key)
+            if cached is None:
+                missing.append((word, key))
+            else:
+                results[key] = cached
+        self.reused = len(words) - len(missing)
+        translations = self._translate([w.headword for w, _ in missing])
+        for (word, key), translation in zip(missing, translations):
+            results[key] = self._compute(word, translation)
+            write_text_atomic(self.cache / f"{key}.json", results[key].model_dump_json())
+        self.computed = len(missing)
+        self.used_keys = set(keys)
+        return [self._row(word, results[key]) for word, key in zip(words, keys)]
+
+    def prune(self) -> None:
+        """Forget words no longer in the list, so the cache tracks the list it serves."""
+        for path in self.cache.glob("*.json"):
+            if path.stem not in self.used_keys:
+                path.unlink(missing_ok=True)
+
+    def _read(self, key: str) -> CachedWord | None:
+        try:
+            return CachedWord.model_validate_json((self.cache / f"{key}.json").read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValidationError, ValueError):
+            return None
+
+    def _translate(self, headwords: list[str]) -> list[str]:
+        if not self.mode or not headwords:
+            return [""] * len(headwords)
+        # Apertium reads across newlines ("apple\nbanana" → "Plátano de manzana"): a full stop
+        # makes each headword its own sentence
+        lines, unknown = self.translator.translate([f"{h}." for h in headwords], self.language, self.native)
+        unknown_set = {u.casefold() for u in unknown}
+        out = []
+        for head, line in zip(headwords, lines):
+            text = line[:-1].strip() if line.endswith(".") else line.strip()
+            if text and head[:1].islower():
+                text = text[0].lower() + text[1:]  # the sentence capital is not the word's
+            # Apertium echoes words it cannot translate; an echo of an unknown word is no translation
+            echo = text.casefold() == head.casefold() and head.casefold() in unknown_set
+            out.append("" if echo else text)
+        return out
+
+    def _compute(self, word: WordEntry, translation: str) -> CachedWord:
+        result = CachedWord(translation=translation)
+        if not self.lexicon_serves:
+            result.issues.append(f"the lexicon has no {self.language} entries")
+        else:
+            entry = self.lexicon.lookup(word.headword, self.language, word.pos_hint)
+            if entry is None:
+                hint = f" as a {word.pos_hint}" if word.pos_hint else ""
+                result.issues.append(f"not in the lexicon{hint}")
+            else:
+                result.part_of_speech, result.lemma, result.senses = entry.part_of_speech, entry.lemma, entry.senses
+        if not self.has_voice:
+            result.issues.append(f"espeak-ng has no voice for {self.language}")
+        else:
+            try:
+                result.ipa = self.tts.ipa(word.headword, self.language)
+            except ProviderError as exc:
+                result.issues.append(f"no IPA: {exc.message}")
+            problems = ipa_problems(result.ipa) if result.ipa else ["espeak-ng gave no IPA"]
+            if result.ipa and problems:
+                result.issues.append("IPA not valid: " + "; ".join(problems))
+        if self.mode and not translation:
+            result.issues.append(f"no {self.language}→{self.native} translation")
+        return result
+
+    def _row(self, word: WordEntry, cached: CachedWord) -> WordAnalysis:
+        return WordAnalysis(
+            key=note_guid(self.language, word.headword, word.pos_hint), headword=word.headword,
+            line=word.line, pos_hint=word.pos_hint, part_of_speech=cached.part_of_speech or word.pos_hint or "",
+            lemma=cached.lemma, senses=cached.senses, ipa=cached.ipa,
+            ipa_valid=bool(cached.ipa) and not ipa_problems(cached.ipa), translation=cached.translation,
+            tags=word.tags, note=word.note, issues=cached.issues,
+        )

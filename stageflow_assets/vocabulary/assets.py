@@ -1,0 +1,128 @@
+"""The vocabulary pipeline's first stages: the word list and what each word means and sounds like.
+
+Every asset is partitioned by `word_lists` (one partition per deck); see media_assets.py and
+deck_assets.py for the rest of the chain.
+"""
+
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+from stageflow_assets.core.manifest import StageManifest
+from stageflow_assets.core.stage import StageInput, StageWriter, run_stage
+from stageflow_assets.core.storage import StageStore
+from stageflow_assets.providers.lexicon import Lexicon
+from stageflow_assets.providers.translate import ApertiumTranslator
+from stageflow_assets.providers.tts import EspeakTTS
+from stageflow_assets.vocabulary import stages
+from stageflow_assets.vocabulary.analysis import CACHE_DIR, Analyser
+from stageflow_assets.vocabulary.models import AnalysisDoc, WordListDoc
+from stageflow_assets.vocabulary.partitions import word_list_partitions
+from stageflow_assets.vocabulary.registry import load_word_list_job
+from stageflow_assets.vocabulary.wordlist import MAX_HEADWORD_CHARS, parse_word_list
+
+GROUP = "vocabulary"
+PROVIDER_RETRY = dg.RetryPolicy(max_retries=2, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+PARSE_RULES_VERSION = "1"
+
+
+def stage_input(paths, manifest: StageManifest, kind: str) -> StageInput:
+    record = manifest.output(kind)
+    return StageInput(paths.absolute(record.path), manifest.stage, manifest.partition, kind)
+
+
+def cell(text: str, width: int = 60) -> str:
+    """Text safe inside a markdown table cell."""
+    text = " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@dg.asset(
+    partitions_def=word_list_partitions, group_name=GROUP, code_version=PARSE_RULES_VERSION,
+    kinds={"python"}, metadata=stages.WORD_LIST.metadata,
+)
+def word_list(context: dg.AssetExecutionContext, storage: StageStore):
+    """The deck's word list, normalised: one row per distinct headword (case-insensitive, first
+    spelling kept), with optional part-of-speech hint, tags and note.
+
+    Partitioned by deck (`word_lists`). Plain text (one headword a line, `#` comments), CSV with
+    a header or JSON. Bad lines are left out and listed with their line numbers.
+    """
+    paths = storage.paths
+    job = load_word_list_job(paths, str(context.partition_key))
+    source = Path(job.source_path)
+
+    def work(out: StageWriter) -> None:
+        doc = parse_word_list(source)
+        shutil.copyfile(source, out.output(f"source{source.suffix.lower() or '.txt'}", kind="source", fmt=doc.format))
+        out.output("words.json", kind="words", fmt="json").write_text(doc.model_dump_json(indent=1), encoding="utf-8")
+        out.details.update(
+            original_name=job.original_name, format=doc.format, words=len(doc.words),
+            bad_lines=[b.model_dump() for b in doc.bad_lines[:200]], bad_line_count=len(doc.bad_lines),
+            duplicates=[d.model_dump() for d in doc.duplicates[:200]], duplicate_count=len(doc.duplicates),
+            blank_or_comment_lines=doc.blank_or_comment_lines,
+        )
+        out.warnings += [f"line {b.line}: {b.reason}" for b in doc.bad_lines[:20]]
+        rows = [f"| {w.line} | {cell(w.headword)} | {w.pos_hint or ''} | {cell(' '.join(w.tags))} |" for w in doc.words[:15]]
+        out.preview = "| line | headword | POS hint | tags |\n|---:|---|---|---|\n" + "\n".join(rows)
+
+    return run_stage(
+        context, paths, stages.WORD_LIST, inputs=[StageInput(source, kind="word_list")],
+        config={"max_headword_chars": MAX_HEADWORD_CHARS, "dedupe": "casefold, first spelling kept"},
+        work=work,
+    )
+
+
+@dg.asset(
+    partitions_def=word_list_partitions, group_name=GROUP, code_version="1",
+    kinds={"wordnet", "espeakng", "apertium"}, retry_policy=PROVIDER_RETRY,
+    metadata=stages.WORD_ANALYSIS.metadata,
+)
+def word_analysis(
+    context: dg.AssetExecutionContext, storage: StageStore, lexicon: Lexicon, tts: EspeakTTS,
+    translator: ApertiumTranslator, word_list: StageManifest,
+):
+    """Each headword's meanings, part of speech, example sentences, IPA and native-language
+    translation: one row per word of the list.
+
+    Lexicon: WordNet (English); IPA: espeak-ng; translation: Apertium where it has the pair.
+    Words a backend does not know are kept and listed in `unknown_words`, never a failure.
+    Each word's result is cached by its content, so an edited list redoes only edited words.
+    """
+    paths = storage.paths
+    job = load_word_list_job(paths, str(context.partition_key))
+    source = stage_input(paths, word_list, "words")
+    config = {"language": job.language, "native": job.native, "lexicon": lexicon.parameters(),
+              "tts": tts.parameters(job.language)}
+
+    def work(out: StageWriter) -> None:
+        words = WordListDoc.model_validate_json(source.path.read_text(encoding="utf-8")).words
+        analyser = Analyser(lexicon, tts, translator, job.language, job.native, out.directory / CACHE_DIR)
+        with out.timed("analyse"):
+            rows = analyser.analyse(words)
+        analyser.prune()
+        doc = AnalysisDoc(language=job.language, native=job.native, lexicon=str(lexicon.parameters()["backend"]),
+                          translation_backend=f"apertium {analyser.mode}" if analyser.mode else None, words=rows)
+        out.output("analysis.json", kind="analysis", fmt="json").write_text(doc.model_dump_json(indent=1), encoding="utf-8")
+        unknown = [w.headword for w in rows if not w.senses]
+        bad_ipa = [w.headword for w in rows if not w.ipa_valid]
+        out.details.update(
+            words=len(rows), known_words=len(rows) - len(unknown), unknown_words=unknown[:200],
+            ipa_missing_or_invalid=bad_ipa[:200], translated=sum(1 for w in rows if w.translation),
+            computed_words=analyser.computed, reused_words=analyser.reused,
+            issues={w.headword: w.issues for w in rows if w.issues},
+        )
+        if job.native and job.native != job.language and not analyser.mode:
+            out.warnings.append(f"no Apertium pair {job.language}→{job.native}: cards carry no translation")
+        if unknown:
+            out.warnings.append(f"{len(unknown)} word(s) not in the lexicon: {', '.join(unknown[:10])}")
+        rows_md = [f"| {cell(w.headword, 30)} | {w.part_of_speech} | {cell(w.ipa, 30)} | "
+                   f"{cell(w.senses[0].definition if w.senses else '—')} | {cell(w.translation, 30)} |" for w in rows[:12]]
+        out.preview = "| headword | POS | IPA | meaning | translation |\n|---|---|---|---|---|\n" + "\n".join(rows_md)
+
+    return run_stage(
+        context, paths, stages.WORD_ANALYSIS, inputs=[source], config=config,
+        provider_versions={**lexicon.versions(), **tts.versions(), **translator.versions()}, work=work,
+    )

@@ -1,0 +1,19 @@
+"""Everything the vocabulary domain ships (its resources are shared; see stageflow_assets/definitions.py)."""
+
+import dagster as dg
+
+from stageflow_assets.vocabulary.assets import word_analysis, word_list
+from stageflow_assets.vocabulary.checks import VOCABULARY_CHECKS
+from stageflow_assets.vocabulary.deck_assets import anki_deck, anki_sync
+from stageflow_assets.vocabulary.jobs import anki_sync_job, vocabulary_deck_job
+from stageflow_assets.vocabulary.media_assets import card_images, pronunciation_audio
+from stageflow_assets.vocabulary.resources import vocabulary_resources
+from stageflow_assets.vocabulary.sensors import words_inbox_sensor
+
+defs = dg.Definitions(
+    assets=[word_list, word_analysis, pronunciation_audio, card_images, anki_deck, anki_sync],
+    asset_checks=VOCABULARY_CHECKS,
+    jobs=[vocabulary_deck_job, anki_sync_job],
+    sensors=[words_inbox_sensor],
+)
+resources = vocabulary_resources()

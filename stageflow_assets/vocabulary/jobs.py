@@ -1,0 +1,23 @@
+"""A deck is one run (list → analysis → media → deck); pushing it into Anki is a second, on request."""
+
+import dagster as dg
+
+from stageflow_assets.core.stage import JOB_TAG  # noqa: F401 - re-exported for the domain
+from stageflow_assets.vocabulary.assets import word_analysis, word_list
+from stageflow_assets.vocabulary.deck_assets import anki_deck, anki_sync
+from stageflow_assets.vocabulary.media_assets import card_images, pronunciation_audio
+
+DOMAIN_TAGS = {"stageflow/domain": "vocabulary"}
+
+vocabulary_deck_job = dg.define_asset_job(
+    "vocabulary_deck_job",
+    selection=dg.AssetSelection.assets(word_list, word_analysis, pronunciation_audio, card_images, anki_deck),
+    description="Parse a word list, analyse each word, speak it and build the Anki deck.",
+    tags=DOMAIN_TAGS,
+)
+anki_sync_job = dg.define_asset_job(
+    "anki_sync_job",
+    selection=dg.AssetSelection.assets(anki_sync),
+    description="Push a built deck into Anki (AnkiConnect) or into a collection file.",
+    tags=DOMAIN_TAGS,
+)

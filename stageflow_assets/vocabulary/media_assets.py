@@ -1,0 +1,142 @@
+"""Media for the cards: spoken headwords (espeak-ng → MP3) and, when switched on, images.
+
+Media files are named by content hash and kept in the stage dir; a file the previous run
+already made under the same name is copied instead of made again.
+"""
+
+
+import hashlib
+import os
+import shutil
+
+import dagster as dg
+
+from stageflow_assets.core.errors import ProviderError
+from stageflow_assets.core.hashing import sha256_json
+from stageflow_assets.core.manifest import StageManifest
+from stageflow_assets.core.paths import write_text_atomic
+from stageflow_assets.core.stage import StageWriter, run_stage
+from stageflow_assets.core.storage import StageStore
+from stageflow_assets.providers.images import ImageGenerator
+from stageflow_assets.providers.tts import EspeakTTS
+from stageflow_assets.vocabulary import stages
+from stageflow_assets.vocabulary.analysis import CACHE_DIR
+from stageflow_assets.vocabulary.assets import GROUP, PROVIDER_RETRY, stage_input
+from stageflow_assets.vocabulary.models import AnalysisDoc, AudioDoc, AudioItem, ImageDoc, ImageItem
+from stageflow_assets.vocabulary.partitions import word_list_partitions
+
+
+def _reuse(out: StageWriter, name: str) -> bool:
+    """Copy last run's file of the same (content-hash) name into this run's output, if any."""
+    previous = out.directory / name
+    if not previous.is_file() or previous.stat().st_size == 0:
+        return False
+    shutil.copyfile(previous, out.output(name, kind=_kind(name), fmt=name.rsplit(".", 1)[-1]))
+    return True
+
+
+def _kind(name: str) -> str:
+    return "audio" if name.endswith(".mp3") else "image"
+
+
+@dg.asset(
+    partitions_def=word_list_partitions, group_name=GROUP, code_version="1",
+    kinds={"espeakng", "ffmpeg"}, retry_policy=PROVIDER_RETRY, metadata=stages.PRONUNCIATION_AUDIO.metadata,
+)
+def pronunciation_audio(
+    context: dg.AssetExecutionContext, storage: StageStore, tts: EspeakTTS, word_analysis: StageManifest,
+):
+    """One MP3 per headword, spoken by espeak-ng, named `tts_<voice>_<hash>.mp3` after what
+    decides its bytes; `audio.json` maps each note key to its file.
+
+    Unchanged words reuse last run's file; a word espeak-ng cannot speak is listed, not fatal.
+    """
+    paths = storage.paths
+    source = stage_input(paths, word_analysis, "analysis")
+    doc = AnalysisDoc.model_validate_json(source.path.read_text(encoding="utf-8"))
+
+    def work(out: StageWriter) -> None:
+        if not tts.has_voice(doc.language):
+            out.skip(f"espeak-ng has no voice for {doc.language}: cards carry no audio")
+            return
+        items, made, reused, claimed = [], 0, 0, set()
+        for word in doc.words:
+            name = tts.media_name(word.headword, doc.language)
+            if name in claimed:
+                items.append(AudioItem(key=word.key, headword=word.headword, file=name))
+                continue
+            if _reuse(out, name):
+                reused += 1
+            else:
+                scratch = out.directory / f".{name}.partial"
+                try:
+                    tts.synthesize(word.headword, doc.language, scratch)
+                except ProviderError as exc:
+                    scratch.unlink(missing_ok=True)
+                    items.append(AudioItem(key=word.key, headword=word.headword, issue=exc.message))
+                    continue
+                os.replace(scratch, out.output(name, kind="audio", fmt="mp3"))
+                made += 1
+            claimed.add(name)
+            items.append(AudioItem(key=word.key, headword=word.headword, file=name))
+        result = AudioDoc(language=doc.language, voice=tts.voice_for(doc.language), items=items)
+        out.output("audio.json", kind="audio_index", fmt="json").write_text(result.model_dump_json(indent=1), encoding="utf-8")
+        failed = {i.headword: i.issue for i in items if i.issue}
+        out.details.update(files=len(claimed), synthesized=made, reused_files=reused, failed=failed)
+        if failed:
+            out.warnings.append(f"{len(failed)} word(s) have no audio: {', '.join(list(failed)[:10])}")
+
+    return run_stage(
+        context, paths, stages.PRONUNCIATION_AUDIO, inputs=[source], config=tts.parameters(doc.language),
+        provider_versions=tts.versions(), work=work,
+    )
+
+
+@dg.asset(
+    partitions_def=word_list_partitions, group_name=GROUP, code_version="1",
+    kinds={"http"}, retry_policy=PROVIDER_RETRY, metadata=stages.CARD_IMAGES.metadata,
+)
+def card_images(
+    context: dg.AssetExecutionContext, storage: StageStore, images: ImageGenerator, word_analysis: StageManifest,
+):
+    """One picture per headword from the configured image API, named by its content hash.
+
+    Off by default: the stage is then recorded as skipped and the cards say they have no image.
+    """
+    paths = storage.paths
+    source = stage_input(paths, word_analysis, "analysis")
+    doc = AnalysisDoc.model_validate_json(source.path.read_text(encoding="utf-8"))
+    params = images.parameters()
+
+    def work(out: StageWriter) -> None:
+        if not images.enabled:
+            out.skip("images are off (configure an image backend to turn them on)")
+            return
+        cache = out.directory / CACHE_DIR
+        items, made, reused, claimed = [], 0, 0, set()
+        for word in doc.words:
+            prompt = images.prompt_for(word.headword, word.senses[0].definition if word.senses else "")
+            key = sha256_json({"prompt": prompt, **params})[:24]
+            remembered = cache / f"{key}.txt"
+            name = remembered.read_text().strip() if remembered.is_file() else ""
+            if name and (name in claimed or _reuse(out, name)):
+                reused += 1
+            else:
+                try:
+                    data, ext = images.generate(prompt)
+                except ProviderError as exc:
+                    items.append(ImageItem(key=word.key, headword=word.headword, issue=exc.message))
+                    continue
+                name = f"img_{hashlib.sha256(data).hexdigest()[:16]}.{ext}"
+                if name not in claimed:
+                    out.output(name, kind="image", fmt=ext).write_bytes(data)
+                write_text_atomic(remembered, name)
+                made += 1
+            claimed.add(name)
+            items.append(ImageItem(key=word.key, headword=word.headword, file=name))
+        result = ImageDoc(enabled=True, backend=str(params.get("backend")), items=items)
+        out.output("images.json", kind="image_index", fmt="json").write_text(result.model_dump_json(indent=1), encoding="utf-8")
+        out.details.update(files=len(claimed), generated=made, reused_files=reused,
+                           failed={i.headword: i.issue for i in items if i.issue})
+
+    return run_stage(context, paths, stages.CARD_IMAGES, inputs=[source], config=params, work=work)

@@ -1,0 +1,88 @@
+"""A word list through the vocabulary assets, run by run, as the CLI drives it."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import dagster as dg
+
+from stageflow_assets.core.keys import slug
+from stageflow_assets.core.manifest import MANIFEST_NAME, StageManifest
+from stageflow_assets.core.paths import StagePaths, atomic_path
+from stageflow_assets.core.runs import RunOutcome, execute_partition
+from stageflow_assets.core.stage import FORCE_TAG, StageSpec, read_manifest
+from stageflow_assets.vocabulary import stages
+from stageflow_assets.vocabulary.jobs import JOB_TAG
+from stageflow_assets.vocabulary.partitions import word_list_partitions
+from stageflow_assets.vocabulary.registry import register_word_list
+
+
+class PipelineError(Exception):
+    def __init__(self, message: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+@dataclass
+class SyncRequest:
+    collection: Path | None = None
+    ankiconnect_url: str = ""
+
+
+@dataclass
+class VocabResult:
+    job: str
+    runs: list[tuple[str, str]] = field(default_factory=list)  # (what, run id)
+    deck_path: Path | None = None
+    deck: dict = field(default_factory=dict)
+    deck_reused: bool = False
+    analysis: dict = field(default_factory=dict)
+    sync: dict = field(default_factory=dict)
+
+
+def manifest_for(paths: StagePaths, spec: StageSpec, job: str) -> StageManifest:
+    manifest = read_manifest(paths.stage_dir(spec.domain, job, spec.dir_name) / MANIFEST_NAME)
+    if manifest is None:
+        raise PipelineError(f"{spec.dir_name} for {job} has no manifest")
+    return manifest
+
+
+def run_vocab(
+    instance: dg.DagsterInstance, paths: StagePaths, words: Path, deck: str, language: str = "en",
+    native: str | None = None, reverse: bool = False, out_dir: Path | None = None,
+    sync: SyncRequest | None = None, force: bool = False, progress: Callable[[str], None] = lambda _: None,
+) -> VocabResult:
+    job = register_word_list(paths, words, deck, language, native, reverse).job
+    instance.add_dynamic_partitions(word_list_partitions.name, [job])
+    result = VocabResult(job=job)
+    tags = {JOB_TAG: job, "stageflow/source": "cli"}
+    if force:
+        tags[FORCE_TAG] = "true"
+
+    def step(what: str, outcome: RunOutcome) -> None:
+        result.runs.append((what, outcome.run_id))
+        if not outcome.success:
+            raise PipelineError(f"{what}: {outcome.error}", outcome.run_id)
+        progress(f"{what}: ok (run {outcome.run_id})")
+
+    progress(f"deck {deck!r} ({job}): parse, analyse, speak, build")
+    step("deck", execute_partition(instance, "vocabulary_deck_job", word_list_partitions, job, tags))
+    result.analysis = manifest_for(paths, stages.WORD_ANALYSIS, job).details
+    built = manifest_for(paths, stages.ANKI_DECK, job)
+    result.deck = built.details
+    result.deck_reused = built.reused
+    if out_dir is not None:
+        result.deck_path = out_dir / f"{slug(deck, fallback='deck')}.apkg"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(result.deck_path) as tmp:
+            shutil.copyfile(paths.absolute(built.output("apkg").path), tmp)
+    if sync is not None:
+        target = {"target": "collection", "collection_path": str(sync.collection)} if sync.collection else {
+            "target": "ankiconnect", "ankiconnect_url": sync.ankiconnect_url}
+        run_config = {"ops": {"anki_sync": {"config": target}}}
+        step("sync", execute_partition(instance, "anki_sync_job", word_list_partitions, job, tags, run_config))
+        result.sync = manifest_for(paths, stages.ANKI_SYNC, job).details
+    return result

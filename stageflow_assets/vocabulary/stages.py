@@ -1,0 +1,11 @@
+"""Where each vocabulary stage lives on disk (`ROOT/vocabulary/<job>/<dir>`)."""
+
+from stageflow_assets.core.stage import StageSpec
+
+DOMAIN = "vocabulary"
+WORD_LIST = StageSpec(DOMAIN, "01_word_list")
+WORD_ANALYSIS = StageSpec(DOMAIN, "02_word_analysis")
+PRONUNCIATION_AUDIO = StageSpec(DOMAIN, "03_pronunciation_audio")
+CARD_IMAGES = StageSpec(DOMAIN, "04_card_images")
+ANKI_DECK = StageSpec(DOMAIN, "05_anki_deck")
+ANKI_SYNC = StageSpec(DOMAIN, "06_anki_sync")

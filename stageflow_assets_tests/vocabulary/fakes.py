@@ -1,0 +1,183 @@
+"""Loopback fakes for the two network services we cannot reach here: AnkiConnect and an image API.
+
+Each is a real HTTP server on 127.0.0.1 (random port) speaking the service's wire format,
+errors included, so the real client code (requests, retries, error handling) runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import threading
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+
+def tiny_png(rgb: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    """A valid 2×2 RGB PNG (ffprobe decodes it)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    raw = b"".join(b"\x00" + bytes(rgb) * 2 for _ in range(2))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+class FakeServer:
+    """Runs `handle(path, body) -> (status, json)` behind a threaded HTTP server."""
+
+    def __init__(self, handle: Callable[[str, dict, dict], tuple[int, Any]]) -> None:
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                outer.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+                status, payload = handle(self.path, body, dict(self.headers))
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FakeServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeAnki:
+    """AnkiConnect's behaviour for the actions the sync uses: a tiny in-memory collection.
+
+    Like AnkiConnect, every reply is HTTP 200 with `{"result", "error"}`; a refused action has
+    a non-null `error`. `fail_next` injects transport failures (HTTP 503) before answering.
+    """
+
+    def __init__(self, strict_add_notes: bool = False) -> None:
+        self.decks: set[str] = set()
+        self.models: dict[str, dict] = {}
+        self.media: dict[str, bytes] = {}
+        self.notes: dict[int, dict] = {}
+        self.next_id = 1_000
+        self.fail_next = 0
+        # newer AnkiConnect fails a whole addNotes call if one note cannot be added
+        self.strict_add_notes = strict_add_notes
+
+    def __call__(self, path: str, body: dict, headers: dict) -> tuple[int, Any]:
+        if self.fail_next:
+            self.fail_next -= 1
+            return 503, {"error": "busy"}
+        if body.get("version") != 6:
+            return 200, {"result": None, "error": "this fake only speaks version 6"}
+        action = getattr(self, "do_" + str(body.get("action")), None)
+        if action is None:
+            return 200, {"result": None, "error": "unsupported action"}
+        try:
+            return 200, {"result": action(**body.get("params", {})), "error": None}
+        except Exception as exc:  # noqa: BLE001 - AnkiConnect turns every exception into `error`
+            return 200, {"result": None, "error": str(exc)}
+
+    def do_version(self):
+        return 6
+
+    def do_createDeck(self, deck):  # noqa: N802 - AnkiConnect's action names
+        self.decks.add(deck)
+        return 1
+
+    def do_modelNames(self):  # noqa: N802
+        return sorted(self.models)
+
+    def do_createModel(self, modelName, inOrderFields, css, isCloze, cardTemplates):  # noqa: N802,N803
+        if modelName in self.models:
+            raise Exception("Model name already exists")
+        self.models[modelName] = {"fields": list(inOrderFields), "css": css, "templates": cardTemplates}
+        return {"name": modelName}
+
+    def do_modelFieldNames(self, modelName):  # noqa: N802,N803
+        return self.models[modelName]["fields"]
+
+    def do_modelFieldAdd(self, modelName, fieldName, index):  # noqa: N802,N803
+        self.models[modelName]["fields"].insert(index, fieldName)
+
+    def do_updateModelTemplates(self, model):  # noqa: N802
+        self.models[model["name"]]["templates_update"] = model["templates"]
+
+    def do_updateModelStyling(self, model):  # noqa: N802
+        self.models[model["name"]]["css"] = model["css"]
+
+    def do_getMediaFilesNames(self, pattern):  # noqa: N802
+        prefix = pattern.rstrip("*")
+        return sorted(n for n in self.media if n.startswith(prefix))
+
+    def do_storeMediaFile(self, filename, data):  # noqa: N802
+        self.media[filename] = base64.b64decode(data)
+        return filename
+
+    def do_findNotes(self, query):  # noqa: N802
+        model = query.strip('"').split(":", 1)[1]
+        return [i for i, n in self.notes.items() if n["modelName"] == model]
+
+    def do_notesInfo(self, notes):  # noqa: N802
+        return [{"noteId": i, "modelName": self.notes[i]["modelName"], "tags": self.notes[i]["tags"],
+                 "fields": {k: {"value": v, "order": n} for n, (k, v) in enumerate(self.notes[i]["fields"].items())}}
+                for i in notes]
+
+    def do_updateNoteFields(self, note):  # noqa: N802
+        self.notes[note["id"]]["fields"].update(note["fields"])
+
+    def do_updateNoteTags(self, note, tags):  # noqa: N802
+        self.notes[note]["tags"] = list(tags)
+
+    def _add(self, note) -> int:
+        if note["deckName"] not in self.decks:
+            raise Exception("deck was not found: " + note["deckName"])
+        first = next(iter(note["fields"].values()))
+        if any(next(iter(n["fields"].values())) == first for n in self.notes.values()):
+            raise Exception("cannot create note because it is a duplicate")
+        self.next_id += 1
+        self.notes[self.next_id] = {"modelName": note["modelName"], "fields": dict(note["fields"]),
+                                    "tags": list(note.get("tags", [])), "deck": note["deckName"]}
+        return self.next_id
+
+    def do_addNote(self, note):  # noqa: N802
+        return self._add(note)
+
+    def do_addNotes(self, notes):  # noqa: N802
+        results, errors = [], []
+        for note in notes:
+            try:
+                results.append(self._add(note))
+            except Exception as exc:  # noqa: BLE001
+                results.append(None)
+                errors.append(str(exc))
+        if errors and self.strict_add_notes:
+            raise Exception(str(errors))
+        return results
+
+
+def openai_images(png: bytes, script: list[tuple[int, Any]] | None = None):
+    """An OpenAI-compatible `/v1/images/generations`: scripted replies first, then a PNG."""
+    queue = list(script or [])
+
+    def handle(path: str, body: dict, headers: dict) -> tuple[int, Any]:
+        if path != "/v1/images/generations":
+            return 404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}}
+        if queue:
+            return queue.pop(0)
+        return 200, {"created": 1, "data": [{"b64_json": base64.b64encode(png).decode()}]}
+
+    return handle
