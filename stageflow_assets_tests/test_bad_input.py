@@ -30,7 +30,7 @@ from stageflow_assets_tests.conftest import REPO, CliResult, run_cli
 
 STAGE_DIRS = [
     s.dir_name
-    for s in (stages.SOURCE_VIDEO, stages.AUDIO, stages.TRANSCRIPT, stages.TRANSLATION,
+    for s in (stages.SOURCE_VIDEO, stages.AUDIO, stages.TRANSCRIPT, stages.CUES, stages.TRANSLATION,
               stages.SUBTITLES, stages.SUBTITLED_VIDEO)
 ]
 RUN_IN_ERROR = re.compile(r"\(run ([0-9a-f-]{36});")
@@ -236,7 +236,7 @@ def run_clean(video: Path, out: Path, lang: str, cli_video_arg: str, tmp: Path) 
     assert job == job_key_for_file(video)
 
     # the deliverables, and only they, in --out, named by the job key
-    expected = {f"{job}.{lang}.srt", f"{job}.{lang}.vtt", f"{job}.mkv"}
+    expected = {f"{job}.{lang}.srt", f"{job}.{lang}.vtt", f"{job}.{lang}.ass", f"{job}.mkv"}
     assert {p.name for p in out.iterdir()} == expected
     for path in out.iterdir():
         assert path.resolve().parent == out.resolve() and path.stat().st_size > 0

@@ -63,7 +63,7 @@ def test_deliverables_parse_and_mkv_tracks_are_tagged(first_run):
     job = result.value("job")[0]
     assert len(result.value("run")) == 4  # job chain, es, ca, mux
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{job}.ca.srt", f"{job}.ca.vtt", f"{job}.es.srt", f"{job}.es.vtt", f"{job}.mkv"]
+        [f"{job}.{lang}.{ext}" for lang in ("ca", "es") for ext in ("srt", "vtt", "ass")] + [f"{job}.mkv"]
     )
     for lang in ("es", "ca"):
         srt = pysubs2.load(str(out / f"{job}.{lang}.srt"))
@@ -117,7 +117,7 @@ def test_same_language_gives_captions_without_translation(speech_video, tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     job = result.value("job")[0]
     translation = _manifest(job, "05_translation", "en")
-    assert translation["config"]["backend"] == "none (same language)"
+    assert translation["config"]["backend"] == "none"  # captions: no translation step
     captions = pysubs2.load(str(tmp_path / "out" / f"{job}.en.srt"))
     text = " ".join(e.plaintext for e in captions).lower()
     assert "fox" in text and "house" in text

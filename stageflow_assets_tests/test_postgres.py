@@ -162,7 +162,7 @@ def test_cli_records_runs_and_materializations_in_postgres(pg_database, speech_v
     run_ids = [line.split()[0] for line in result.value("run")]
     assert len(run_ids) == 3  # source chain, es, mux
     wrote = {Path(p) for p in result.value("wrote")}
-    expected = {out / f"{job}.es.srt", out / f"{job}.es.vtt", out / f"{job}.mkv"}
+    expected = {out / f"{job}.es.srt", out / f"{job}.es.vtt", out / f"{job}.es.ass", out / f"{job}.mkv"}
     assert wrote == expected
     for path in expected:
         assert path.is_file() and path.stat().st_size > 0, path

@@ -63,7 +63,9 @@ def test_ui_shows_graph_runs_metadata_and_lineage(speech_video, tmp_path, ui_ser
     graph = {n["assetKey"]["path"][0]: {d["path"][0] for d in n["dependencyKeys"]} for n in nodes}
     assert graph["transcript"] == {"audio"}
     assert graph["subtitled_video"] == {"source_video", "subtitles"}
-    assert {n["groupName"] for n in nodes} == {"subtitles"}
+    groups = {n["assetKey"]["path"][0]: n["groupName"] for n in nodes}
+    assert {groups[k] for k in ("source_video", "transcript", "cues", "subtitles", "subtitled_video")} == {"subtitles"}
+    assert groups["anki_deck"] == "vocabulary"
 
     runs = _graphql(ui_server, """query($tag: [ExecutionTag!]) { runsOrError(filter: {tags: $tag}) {
         ... on Runs { results { runId jobName status } } } }""",

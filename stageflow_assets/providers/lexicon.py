@@ -1,7 +1,9 @@
 """Meanings, parts of speech and example glosses for headwords.
 
-`Lexicon` is the seam every backend plugs into (the embedded WordNet reader here; a Claude
-backend later): the `word_analysis` asset asks for `Lexicon` and gets whichever is configured.
+`Lexicon` is the seam every backend plugs into (the embedded WordNet reader here; the Claude
+backend is `stageflow_assets.vocabulary.claude.ClaudeLexicon`, selected with
+`STAGEFLOW_LEXICON=claude`): the `word_analysis` asset asks for `Lexicon` and gets whichever is
+configured.
 WordNet is read straight from its WNDB files (`/usr/share/wordnet`, Debian `wordnet`), because
 nltk's reader wants a `lexnames` file Debian does not ship.
 """
@@ -47,6 +49,8 @@ class LexEntry(BaseModel):
     senses: list[Sense]
     other_parts_of_speech: list[str] = Field(default_factory=list)
     backend: str
+    translation: str = Field(default="", description="native-language translation, from backends "
+                             "that translate (`Lexicon.translates`)")
 
 
 class Lexicon(dg.ConfigurableResource):
@@ -60,6 +64,11 @@ class Lexicon(dg.ConfigurableResource):
 
     def parameters(self) -> dict[str, object]:
         return {"backend": type(self).__name__}
+
+    def translates(self, language: str, native: str | None) -> bool:
+        """True when `lookup(..., native=native)` also fills `LexEntry.translation`: the caller
+        then passes `native` and needs no separate translator."""
+        return False
 
     def versions(self) -> dict[str, str]:
         return {}

@@ -15,10 +15,11 @@ from pydantic import BaseModel, ValidationError
 from stageflow_assets.core.errors import ProviderError
 from stageflow_assets.core.hashing import sha256_json
 from stageflow_assets.core.paths import write_text_atomic
-from stageflow_assets.providers.lexicon import Lexicon, Sense
+from stageflow_assets.providers.lexicon import LexEntry, Lexicon, Sense
 from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.providers.tts import EspeakTTS
 from stageflow_assets.vocabulary.cards import note_guid
+from stageflow_assets.vocabulary.claude import custom_id_for
 from stageflow_assets.vocabulary.ipa import ipa_problems
 from stageflow_assets.vocabulary.models import WordAnalysis, WordEntry
 
@@ -43,24 +44,45 @@ class Analyser:
     language: str
     native: str | None
     cache: Path
+    # answers already in hand (Message Batches results), by batch custom_id; None = not a word
+    answers: dict[str, LexEntry | None] = field(default_factory=dict)
     computed: int = 0
     reused: int = 0
+    answered: int = 0
     used_keys: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.lexicon_serves = self.language in self.lexicon.languages()
         self.has_voice = self.tts.has_voice(self.language)
-        wants = self.native and self.native != self.language
-        self.mode = self.translator.mode_for(self.language, self.native) if wants else None
+        wants = bool(self.native and self.native != self.language)
+        # a lexicon that translates (Claude) replaces Apertium for the translation column
+        self.lexicon_translates = wants and self.lexicon.translates(self.language, self.native)
+        self.mode = self.translator.mode_for(self.language, self.native) if wants and not self.lexicon_translates else None
         self.settings = {
             "version": ANALYSIS_VERSION, "language": self.language, "native": self.native,
             "lexicon": self.lexicon.parameters(), "lexicon_versions": self.lexicon.versions(),
             "tts": self.tts.parameters(self.language), "tts_versions": self.tts.versions(),
             "translation_mode": self.mode,
         }
+        if self.lexicon_translates:
+            self.settings["translation_mode"] = "lexicon"
+
+    @property
+    def translation_backend(self) -> str | None:
+        if self.lexicon_translates:
+            return str(self.lexicon.parameters().get("backend"))
+        return f"apertium {self.mode}" if self.mode else None
+
+    def key(self, word: WordEntry) -> str:
+        """The per-word cache key: everything that decides the word's row."""
+        return sha256_json({**self.settings, "headword": word.headword, "pos": word.pos_hint})[:24]
+
+    def missing(self, words: list[WordEntry]) -> list[WordEntry]:
+        """Words with no cached result (what a run would compute)."""
+        return [w for w in words if self._read(self.key(w)) is None]
 
     def analyse(self, words: list[WordEntry]) -> list[WordAnalysis]:
-        keys = [sha256_json({**self.settings, "headword": w.headword, "pos": w.pos_hint})[:24] for w in words]
+        keys = [self.key(w) for w in words]
         results: dict[str, CachedWord] = {}
         missing = []
         for word, key in zip(words, keys):
@@ -112,12 +134,14 @@ class Analyser:
         if not self.lexicon_serves:
             result.issues.append(f"the lexicon has no {self.language} entries")
         else:
-            entry = self.lexicon.lookup(word.headword, self.language, word.pos_hint)
+            entry = self._lookup(word)
             if entry is None:
                 hint = f" as a {word.pos_hint}" if word.pos_hint else ""
                 result.issues.append(f"not in the lexicon{hint}")
             else:
                 result.part_of_speech, result.lemma, result.senses = entry.part_of_speech, entry.lemma, entry.senses
+                if self.lexicon_translates:
+                    result.translation = entry.translation
         if not self.has_voice:
             result.issues.append(f"espeak-ng has no voice for {self.language}")
         else:
@@ -128,9 +152,20 @@ class Analyser:
             problems = ipa_problems(result.ipa) if result.ipa else ["espeak-ng gave no IPA"]
             if result.ipa and problems:
                 result.issues.append("IPA not valid: " + "; ".join(problems))
-        if self.mode and not translation:
+        if (self.mode or self.lexicon_translates) and not result.translation:
             result.issues.append(f"no {self.language}→{self.native} translation")
         return result
+
+    def _lookup(self, word: WordEntry) -> LexEntry | None:
+        if self.answers:
+            cid = custom_id_for(self.language, word.headword, word.pos_hint)
+            if cid in self.answers:
+                self.answered += 1
+                found = self.answers[cid]
+                return None if found is None else found.model_copy(update={"headword": word.headword})
+        if self.lexicon_translates:
+            return self.lexicon.lookup(word.headword, self.language, word.pos_hint, native=self.native)
+        return self.lexicon.lookup(word.headword, self.language, word.pos_hint)
 
     def _row(self, word: WordEntry, cached: CachedWord) -> WordAnalysis:
         return WordAnalysis(

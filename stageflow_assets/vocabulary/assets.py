@@ -18,6 +18,7 @@ from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.providers.tts import EspeakTTS
 from stageflow_assets.vocabulary import stages
 from stageflow_assets.vocabulary.analysis import CACHE_DIR, Analyser
+from stageflow_assets.vocabulary.claude import ClaudeLexicon, ingested_results
 from stageflow_assets.vocabulary.models import AnalysisDoc, WordListDoc
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.vocabulary.registry import load_word_list_job
@@ -76,9 +77,11 @@ def word_list(context: dg.AssetExecutionContext, storage: StageStore):
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version="1",
+    partitions_def=word_list_partitions, group_name=GROUP, code_version="2",
     kinds={"wordnet", "espeakng", "apertium"}, retry_policy=PROVIDER_RETRY,
     metadata=stages.WORD_ANALYSIS.metadata,
+    # read from disk only when the Claude batch path ran (vocabulary_deck_job never builds it)
+    deps=[dg.AssetKey("claude_batch_results")],
 )
 def word_analysis(
     context: dg.AssetExecutionContext, storage: StageStore, lexicon: Lexicon, tts: EspeakTTS,
@@ -87,24 +90,38 @@ def word_analysis(
     """Each headword's meanings, part of speech, example sentences, IPA and native-language
     translation: one row per word of the list.
 
-    Lexicon: WordNet (English); IPA: espeak-ng; translation: Apertium where it has the pair.
+    Lexicon: WordNet (English), or Claude (`STAGEFLOW_LEXICON=claude`: any language, and the
+    translation too); IPA: espeak-ng; translation: Apertium where it has the pair.
     Words a backend does not know are kept and listed in `unknown_words`, never a failure.
     Each word's result is cached by its content, so an edited list redoes only edited words.
+    With Claude, answers ingested from a Message Batch (`claude_batch_results`) are used first;
+    words the batch did not answer are asked through Messages.
     """
     paths = storage.paths
     job = load_word_list_job(paths, str(context.partition_key))
     source = stage_input(paths, word_list, "words")
+    inputs = [source]
     config = {"language": job.language, "native": job.native, "lexicon": lexicon.parameters(),
               "tts": tts.parameters(job.language)}
+    batch = None
+    if isinstance(lexicon, ClaudeLexicon):
+        found = ingested_results(paths, job.job)
+        # answers asked with other settings (model, prompt, native language) are not these answers
+        if found is not None and (found[0].language, found[0].native, found[0].lexicon) == (
+                job.language, job.native, lexicon.parameters()):
+            batch = found[0]
+            inputs.append(StageInput(found[1], "claude_batch_results", str(context.partition_key), "batch_results"))
 
     def work(out: StageWriter) -> None:
         words = WordListDoc.model_validate_json(source.path.read_text(encoding="utf-8")).words
-        analyser = Analyser(lexicon, tts, translator, job.language, job.native, out.directory / CACHE_DIR)
+        answers = {w.custom_id: w.entry for w in batch.words} if batch is not None else {}
+        analyser = Analyser(lexicon, tts, translator, job.language, job.native, out.directory / CACHE_DIR,
+                            answers=answers)
         with out.timed("analyse"):
             rows = analyser.analyse(words)
         analyser.prune()
         doc = AnalysisDoc(language=job.language, native=job.native, lexicon=str(lexicon.parameters()["backend"]),
-                          translation_backend=f"apertium {analyser.mode}" if analyser.mode else None, words=rows)
+                          translation_backend=analyser.translation_backend, words=rows)
         out.output("analysis.json", kind="analysis", fmt="json").write_text(doc.model_dump_json(indent=1), encoding="utf-8")
         unknown = [w.headword for w in rows if not w.senses]
         bad_ipa = [w.headword for w in rows if not w.ipa_valid]
@@ -114,7 +131,14 @@ def word_analysis(
             computed_words=analyser.computed, reused_words=analyser.reused,
             issues={w.headword: w.issues for w in rows if w.issues},
         )
-        if job.native and job.native != job.language and not analyser.mode:
+        if isinstance(lexicon, ClaudeLexicon):
+            # Messages calls of this run (full rate); the batch's own usage (batch rate) is
+            # claude_batch_results' and is repeated here for the deck's total
+            out.details.update(llm_usage=lexicon.usage().model_dump(), answered_by_batch=analyser.answered,
+                               asked_by_messages=analyser.computed - analyser.answered)
+            if batch is not None:
+                out.details.update(batch_id=batch.batch_id, llm_batch_usage=batch.usage.model_dump())
+        if job.native and job.native != job.language and not analyser.translation_backend:
             out.warnings.append(f"no Apertium pair {job.language}→{job.native}: cards carry no translation")
         if unknown:
             out.warnings.append(f"{len(unknown)} word(s) not in the lexicon: {', '.join(unknown[:10])}")
@@ -123,6 +147,6 @@ def word_analysis(
         out.preview = "| headword | POS | IPA | meaning | translation |\n|---|---|---|---|---|\n" + "\n".join(rows_md)
 
     return run_stage(
-        context, paths, stages.WORD_ANALYSIS, inputs=[source], config=config,
+        context, paths, stages.WORD_ANALYSIS, inputs=inputs, config=config,
         provider_versions={**lexicon.versions(), **tts.versions(), **translator.versions()}, work=work,
     )

@@ -3,17 +3,24 @@
 import dagster as dg
 
 from stageflow_assets.vocabulary.assets import word_analysis, word_list
+from stageflow_assets.vocabulary.batch_assets import claude_batch, claude_batch_requests, claude_batch_results
 from stageflow_assets.vocabulary.checks import VOCABULARY_CHECKS
 from stageflow_assets.vocabulary.deck_assets import anki_deck, anki_sync
-from stageflow_assets.vocabulary.jobs import anki_sync_job, vocabulary_deck_job
+from stageflow_assets.vocabulary.jobs import (
+    anki_sync_job,
+    claude_batch_ingest_job,
+    claude_batch_job,
+    vocabulary_deck_job,
+)
 from stageflow_assets.vocabulary.media_assets import card_images, pronunciation_audio
 from stageflow_assets.vocabulary.resources import vocabulary_resources
-from stageflow_assets.vocabulary.sensors import words_inbox_sensor
+from stageflow_assets.vocabulary.sensors import claude_batch_sensor, words_inbox_sensor
 
 defs = dg.Definitions(
-    assets=[word_list, word_analysis, pronunciation_audio, card_images, anki_deck, anki_sync],
+    assets=[word_list, claude_batch_requests, claude_batch, claude_batch_results, word_analysis,
+            pronunciation_audio, card_images, anki_deck, anki_sync],
     asset_checks=VOCABULARY_CHECKS,
-    jobs=[vocabulary_deck_job, anki_sync_job],
-    sensors=[words_inbox_sensor],
+    jobs=[vocabulary_deck_job, anki_sync_job, claude_batch_job, claude_batch_ingest_job],
+    sensors=[words_inbox_sensor, claude_batch_sensor],
 )
 resources = vocabulary_resources()

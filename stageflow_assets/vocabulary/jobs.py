@@ -4,6 +4,7 @@ import dagster as dg
 
 from stageflow_assets.core.stage import JOB_TAG  # noqa: F401 - re-exported for the domain
 from stageflow_assets.vocabulary.assets import word_analysis, word_list
+from stageflow_assets.vocabulary.batch_assets import claude_batch, claude_batch_requests, claude_batch_results
 from stageflow_assets.vocabulary.deck_assets import anki_deck, anki_sync
 from stageflow_assets.vocabulary.media_assets import card_images, pronunciation_audio
 
@@ -19,5 +20,20 @@ anki_sync_job = dg.define_asset_job(
     "anki_sync_job",
     selection=dg.AssetSelection.assets(anki_sync),
     description="Push a built deck into Anki (AnkiConnect) or into a collection file.",
+    tags=DOMAIN_TAGS,
+)
+claude_batch_job = dg.define_asset_job(
+    "claude_batch_job",
+    selection=dg.AssetSelection.assets(word_list, claude_batch_requests, claude_batch),
+    description="Parse a word list and submit the words to ask as one Claude Message Batch "
+                "(claude_batch_sensor requests the ingestion when it ends).",
+    tags=DOMAIN_TAGS,
+)
+claude_batch_ingest_job = dg.define_asset_job(
+    "claude_batch_ingest_job",
+    selection=dg.AssetSelection.assets(claude_batch_results, word_analysis, pronunciation_audio, card_images,
+                                       anki_deck),
+    description="Ingest an ended Claude Message Batch, then analyse (asking failed items through "
+                "Messages), speak and build the deck.",
     tags=DOMAIN_TAGS,
 )

@@ -1,8 +1,15 @@
-"""A word list through the vocabulary assets, run by run, as the CLI drives it."""
+"""A word list through the vocabulary assets, run by run, as the CLI drives it.
+
+With the Claude lexicon and a list longer than its batch threshold the CLI takes the Message
+Batches path: `claude_batch_job`, then it polls the batch itself (as `claude_batch_sensor` does
+under the daemon) and runs `claude_batch_ingest_job` when the batch ends.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,7 +24,14 @@ from stageflow_assets.core.stage import FORCE_TAG, StageSpec, read_manifest
 from stageflow_assets.vocabulary import stages
 from stageflow_assets.vocabulary.jobs import JOB_TAG
 from stageflow_assets.vocabulary.partitions import word_list_partitions
+from stageflow_assets.core.errors import BadInputError, StageError
+from stageflow_assets.vocabulary.claude import ClaudeLexicon, submitted_batch
 from stageflow_assets.vocabulary.registry import register_word_list
+from stageflow_assets.vocabulary.resources import lexicon_from_env
+from stageflow_assets.vocabulary.wordlist import parse_word_list
+
+BATCH_POLL_ENV = "STAGEFLOW_CLAUDE_BATCH_POLL_S"  # seconds between status calls (default 60)
+BATCH_WAIT_ENV = "STAGEFLOW_CLAUDE_BATCH_WAIT_S"  # give up waiting after (default 25 h)
 
 
 class PipelineError(Exception):
@@ -68,8 +82,9 @@ def run_vocab(
             raise PipelineError(f"{what}: {outcome.error}", outcome.run_id)
         progress(f"{what}: ok (run {outcome.run_id})")
 
-    progress(f"deck {deck!r} ({job}): parse, analyse, speak, build")
-    step("deck", execute_partition(instance, "vocabulary_deck_job", word_list_partitions, job, tags))
+    if not _batch_path(instance, paths, words, job, tags, step, progress):
+        progress(f"deck {deck!r} ({job}): parse, analyse, speak, build")
+        step("deck", execute_partition(instance, "vocabulary_deck_job", word_list_partitions, job, tags))
     result.analysis = manifest_for(paths, stages.WORD_ANALYSIS, job).details
     built = manifest_for(paths, stages.ANKI_DECK, job)
     result.deck = built.details
@@ -86,3 +101,52 @@ def run_vocab(
         step("sync", execute_partition(instance, "anki_sync_job", word_list_partitions, job, tags, run_config))
         result.sync = manifest_for(paths, stages.ANKI_SYNC, job).details
     return result
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name) or str(default)
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise PipelineError(f"{name}={raw!r} is not a number of seconds") from None
+
+
+def _batch_path(instance: dg.DagsterInstance, paths: StagePaths, words: Path, job: str, tags: dict[str, str],
+                step: Callable[[str, RunOutcome], None], progress: Callable[[str], None]) -> bool:
+    """Prepare, submit, wait for and ingest a Claude batch; False when the list goes the one-run way."""
+    lexicon = lexicon_from_env(resolve_secrets=True)
+    if not isinstance(lexicon, ClaudeLexicon):
+        return False
+    try:
+        count = len(parse_word_list(words).words)
+    except BadInputError:
+        return False  # the deck run reports what is wrong with the list
+    if count <= lexicon.batch_threshold:
+        return False
+    progress(f"{count} words, above the Claude batch threshold ({lexicon.batch_threshold}): Message Batches")
+    step("batch", execute_partition(instance, "claude_batch_job", word_list_partitions, job, tags))
+    prepared = manifest_for(paths, stages.CLAUDE_BATCH_REQUESTS, job)
+    if prepared.status != "success":
+        progress(f"no batch: {prepared.details.get('skipped_reason', '')}")
+        return False
+    batch = submitted_batch(paths, job)
+    if batch is None:
+        raise PipelineError(f"{stages.CLAUDE_BATCH.dir_name} for {job} recorded no batch")
+    poll, wait = _env_seconds(BATCH_POLL_ENV, 60.0), _env_seconds(BATCH_WAIT_ENV, 25 * 3600.0)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            status, counts = lexicon.claude.batch_status(batch.batch_id)
+        except StageError as exc:
+            raise PipelineError(f"Claude batch {batch.batch_id}: {exc.message}") from exc
+        if status == "ended":
+            break
+        if time.monotonic() >= deadline:
+            raise PipelineError(
+                f"Claude batch {batch.batch_id} is still {status} after {wait:g}s: rerun this command later "
+                "(it resumes the same batch), or let claude_batch_sensor ingest it under the daemon")
+        progress(f"batch {batch.batch_id}: {status} {counts}")
+        time.sleep(poll)
+    progress(f"batch {batch.batch_id}: ended; ingest, analyse, speak, build")
+    step("ingest", execute_partition(instance, "claude_batch_ingest_job", word_list_partitions, job, tags))
+    return True

@@ -2,6 +2,9 @@
 
 Secrets (API keys) are `EnvVar`s, resolved by Dagster at run time and never written anywhere;
 the image backend exists only when `STAGEFLOW_IMAGES_URL` is set (images are off by default).
+The lexicon is WordNet unless `STAGEFLOW_LEXICON=claude` (key `ANTHROPIC_API_KEY`, API root
+`STAGEFLOW_CLAUDE_BASE_URL` for a gateway or a test server, lists with more words to ask than
+`STAGEFLOW_CLAUDE_BATCH_THRESHOLD` (default 50) through Message Batches).
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ import dagster as dg
 from stageflow_assets.providers.anki import AnkiCollection
 from stageflow_assets.providers.ankiconnect import AnkiConnect
 from stageflow_assets.providers.images import ImageGenerator, OpenAIImages
-from stageflow_assets.providers.lexicon import WordNetLexicon
+from stageflow_assets.core.errors import BadInputError
+from stageflow_assets.providers.lexicon import Lexicon, WordNetLexicon
+from stageflow_assets.providers.llm import ClaudeResource
 from stageflow_assets.providers.tts import EspeakTTS
 from stageflow_assets.vocabulary.checks import VocabularyChecks
+from stageflow_assets.vocabulary.claude import DEFAULT_BATCH_THRESHOLD, ClaudeLexicon
 
 ANKICONNECT_URL_ENV = "STAGEFLOW_ANKICONNECT_URL"
 ANKICONNECT_KEY_ENV = "STAGEFLOW_ANKICONNECT_KEY"
@@ -23,10 +29,40 @@ IMAGES_URL_ENV = "STAGEFLOW_IMAGES_URL"
 IMAGES_KEY_ENV = "STAGEFLOW_IMAGES_API_KEY"
 IMAGES_MODEL_ENV = "STAGEFLOW_IMAGES_MODEL"
 IPA_SEVERITY_ENV = "STAGEFLOW_IPA_SEVERITY"
+LEXICON_ENV = "STAGEFLOW_LEXICON"
+CLAUDE_KEY_ENV = "ANTHROPIC_API_KEY"
+CLAUDE_BASE_URL_ENV = "STAGEFLOW_CLAUDE_BASE_URL"
+BATCH_THRESHOLD_ENV = "STAGEFLOW_CLAUDE_BATCH_THRESHOLD"
 
 
 def _env(name: str):
     return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def lexicon_backend() -> str:
+    backend = (os.environ.get(LEXICON_ENV) or "wordnet").strip().lower()
+    if backend not in ("wordnet", "claude"):
+        raise BadInputError(f"{LEXICON_ENV}={backend!r}: use wordnet (default) or claude")
+    return backend
+
+
+def lexicon_from_env(resolve_secrets: bool = False) -> Lexicon:
+    """The configured lexicon. `resolve_secrets`: read the key now (the CLI's own polling);
+    otherwise it is an `EnvVar` Dagster resolves inside a run or sensor tick."""
+    if lexicon_backend() == "wordnet":
+        return WordNetLexicon()
+    if resolve_secrets:
+        key = os.environ.get(CLAUDE_KEY_ENV, "")
+    else:
+        # an unset EnvVar would fail every step listing the resource, WordNet runs included
+        key = dg.EnvVar(CLAUDE_KEY_ENV) if os.environ.get(CLAUDE_KEY_ENV) else ""
+    raw = os.environ.get(BATCH_THRESHOLD_ENV) or str(DEFAULT_BATCH_THRESHOLD)
+    try:
+        threshold = int(raw)
+    except ValueError:
+        raise BadInputError(f"{BATCH_THRESHOLD_ENV}={raw!r} is not a whole number") from None
+    claude = ClaudeResource(api_key=key, base_url=os.environ.get(CLAUDE_BASE_URL_ENV) or None)
+    return ClaudeLexicon(claude=claude, batch_threshold=threshold)
 
 
 def vocabulary_resources() -> dict[str, dg.ConfigurableResource]:
@@ -38,7 +74,7 @@ def vocabulary_resources() -> dict[str, dg.ConfigurableResource]:
                               model=os.environ.get(IMAGES_MODEL_ENV) or OpenAIImages().model)
     severity = os.environ.get(IPA_SEVERITY_ENV, "WARN").upper()
     return {
-        "lexicon": WordNetLexicon(),
+        "lexicon": lexicon_from_env(),
         "tts": EspeakTTS(),
         "images": images,
         "ankiconnect": ankiconnect,

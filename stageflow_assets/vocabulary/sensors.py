@@ -1,8 +1,10 @@
-"""The words inbox: a list dropped into `$STAGEFLOW_HOME/inbox/words` becomes (or rebuilds) a deck.
+"""The words inbox: a list dropped into `$STAGEFLOW_HOME/inbox/words` becomes (or rebuilds) a deck;
+and the Claude batch sensor, which requests a deck's ingestion run when its Message Batch ends.
 
 The file name says what to build: `Spanish__Food.en-es.txt` is the deck `Spanish::Food` from
 English headwords with Spanish translations (`__` stands for `::`; the `.<lang>-<native>` part is
-optional and defaults to English with no translation).
+optional and defaults to English with no translation). With the Claude lexicon, a list longer
+than its batch threshold starts `claude_batch_job` instead of the one-run deck build.
 """
 
 
@@ -13,17 +15,23 @@ from pathlib import Path
 
 import dagster as dg
 
-from stageflow_assets.core.errors import BadInputError
+from stageflow_assets.core.errors import BadInputError, StageError
 from stageflow_assets.core.keys import sampled_content_hash
 from stageflow_assets.core.storage import StageStore
-from stageflow_assets.vocabulary.jobs import JOB_TAG, vocabulary_deck_job
+from stageflow_assets.providers.lexicon import Lexicon
+from stageflow_assets.vocabulary.claude import ClaudeLexicon, ingested_results, submitted_batch
+from stageflow_assets.vocabulary.jobs import JOB_TAG, claude_batch_ingest_job, claude_batch_job, vocabulary_deck_job
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.vocabulary.registry import register_word_list
+from stageflow_assets.vocabulary.resources import lexicon_from_env
+from stageflow_assets.vocabulary.wordlist import parse_word_list
 
 INBOX = "words"
 SUFFIXES = {".txt", ".csv", ".tsv", ".json", ".list"}
 MAX_NEW_PER_TICK = 50
 SETTLE_SECONDS = 3.0
+MAX_BATCH_POLLS_PER_TICK = 25  # one status call per open batch; the rest wait for the next tick
+BATCH_TAG = "stageflow/claude_batch"
 _LANGS = re.compile(r"^(?P<deck>.+?)\.(?P<lang>[a-z]{2,3})(?:-(?P<native>[a-z]{2,3}))?$")
 
 
@@ -35,8 +43,22 @@ def deck_settings(path: Path) -> tuple[str, str, str | None]:
     return deck.replace("__", "::").strip(), lang, native
 
 
+def build_job_for(path: Path, lexicon: Lexicon | None = None) -> str:
+    """The job that builds a list: the Claude batch path for lists above the batch threshold.
+    The lexicon is the environment's (`STAGEFLOW_LEXICON`), as the code location builds it."""
+    lexicon = lexicon if lexicon is not None else lexicon_from_env()
+    if isinstance(lexicon, ClaudeLexicon):
+        try:
+            if len(parse_word_list(path).words) > lexicon.batch_threshold:
+                return claude_batch_job.name
+        except BadInputError:
+            pass  # the deck build reports what is wrong with the list
+    return vocabulary_deck_job.name
+
+
 @dg.sensor(
-    job=vocabulary_deck_job, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING,
+    jobs=[vocabulary_deck_job, claude_batch_job], minimum_interval_seconds=10,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Registers each new or changed word list in the words inbox as a deck and requests its build.",
 )
 def words_inbox_sensor(context: dg.SensorEvaluationContext, storage: StageStore):
@@ -67,9 +89,53 @@ def words_inbox_sensor(context: dg.SensorEvaluationContext, storage: StageStore)
             added.append(job)
         # the run key includes the content: an edited list rebuilds, a touched one does not
         requests[job] = dg.RunRequest(partition_key=job, run_key=f"{job}:{content}",
+                                      job_name=build_job_for(path),
                                       tags={JOB_TAG: job, "stageflow/source": "inbox"})
     return dg.SensorResult(
         run_requests=list(requests.values()),
         dynamic_partitions_requests=[word_list_partitions.build_add_request(added)] if added else [],
         cursor=json.dumps(seen, sort_keys=True),
     )
+
+
+@dg.sensor(
+    job=claude_batch_ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Polls each deck's submitted Claude Message Batch (one status call per open batch per "
+                "tick) and requests its ingestion run when the batch ends.",
+)
+def claude_batch_sensor(context: dg.SensorEvaluationContext, storage: StageStore, lexicon: Lexicon):
+    if not isinstance(lexicon, ClaudeLexicon):
+        return dg.SkipReason("the lexicon is not Claude (STAGEFLOW_LEXICON=claude): no batches to poll")
+    # cursor: batch id → deck, for ended batches whose ingestion was requested (or done)
+    handled: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    current: set[str] = set()
+    open_batches = []
+    for job in context.instance.get_dynamic_partitions(word_list_partitions.name):
+        batch = submitted_batch(storage.paths, job)
+        if batch is None:
+            continue
+        current.add(batch.batch_id)
+        if batch.batch_id in handled:
+            continue
+        done = ingested_results(storage.paths, job)
+        if done is not None and done[0].batch_id == batch.batch_id:
+            handled[batch.batch_id] = job  # ingested already (e.g. by the CLI)
+            continue
+        open_batches.append((job, batch.batch_id))
+    requests = []
+    for job, batch_id in open_batches[:MAX_BATCH_POLLS_PER_TICK]:
+        try:
+            status, counts = lexicon.claude.batch_status(batch_id)
+        except StageError as exc:
+            context.log.warning(f"Claude batch {batch_id} ({job}): status unavailable: {exc.message}")
+            continue
+        if status != "ended":
+            context.log.info(f"Claude batch {batch_id} ({job}): {status} {counts}")
+            continue
+        handled[batch_id] = job
+        requests.append(dg.RunRequest(
+            partition_key=job, run_key=f"{job}:{batch_id}",
+            tags={JOB_TAG: job, BATCH_TAG: batch_id, "stageflow/source": "claude_batch_sensor"}))
+    # forget batches no deck points at any more, so the cursor stays small
+    cursor = {batch_id: job for batch_id, job in handled.items() if batch_id in current}
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))

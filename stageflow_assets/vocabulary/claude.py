@@ -1,0 +1,183 @@
+"""Claude as the vocabulary lexicon: Messages for a word at a time, Message Batches for long lists.
+
+`ClaudeLexicon` is a `Lexicon` (the seam `word_analysis` asks for), so the per-word cache,
+IPA, audio and deck stages are the same as with WordNet. It also translates into the learner's
+language (`translates`), replacing Apertium for that column.
+
+The batch path (batch_assets.py) sends exactly the request `lookup` would send, one batch item
+per headword, with a `custom_id` derived from the note identity (`custom_id_for`); its results
+are written by `claude_batch_results` and `word_analysis` uses them as answers before asking
+Messages for anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import pycountry
+from pydantic import BaseModel, Field, PrivateAttr
+
+from stageflow_assets.core.manifest import MANIFEST_NAME, StageManifest
+from stageflow_assets.core.paths import StagePaths
+from stageflow_assets.core.stage import read_manifest
+from stageflow_assets.providers.lexicon import LexEntry, Lexicon, Sense
+from stageflow_assets.providers.llm import BatchRequest, ClaudeResource, Usage
+from stageflow_assets.vocabulary import prompts, stages
+from stageflow_assets.vocabulary.cards import GUID_NAMESPACE
+
+DEFAULT_BATCH_THRESHOLD = 50
+RESULTS_FILE = "results.json"
+
+
+def custom_id_for(language: str, headword: str, pos_hint: str | None) -> str:
+    """A batch `custom_id` from the note identity (language + headword, case-insensitive + POS
+    hint; the same identity as the note GUID): deterministic, `[A-Za-z0-9_-]`, 34 characters."""
+    identity = "\x1f".join([GUID_NAMESPACE, language.lower(), headword.casefold(), pos_hint or ""])
+    return "w_" + hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
+
+
+class ClaudeLexicon(Lexicon):
+    """Meanings, part of speech, examples, synonyms and translation from Claude (structured
+    JSON validated by `prompts.ClaudeWord`; invalid replies are re-asked by the provider).
+
+    Lists whose words-to-ask exceed `batch_threshold` go through Message Batches (half price,
+    up to 24 h) when built by `claude_batch_job` (the CLI does this on its own)."""
+
+    claude: ClaudeResource
+    max_senses: int = 3
+    max_examples: int = 2
+    batch_threshold: int = Field(default=DEFAULT_BATCH_THRESHOLD,
+                                 description="more words to ask than this: Message Batches")
+    _usage: Usage = PrivateAttr(default_factory=Usage)
+
+    def languages(self) -> frozenset[str]:
+        return frozenset(lang.alpha_2 for lang in pycountry.languages if hasattr(lang, "alpha_2"))
+
+    def translates(self, language: str, native: str | None) -> bool:
+        return bool(native) and native != language
+
+    def parameters(self) -> dict[str, object]:
+        # what decides an answer (no secrets, no base_url): the per-word cache keys on this
+        claude = self.claude.parameters()
+        return {"backend": "claude", "model": claude["model"], "max_tokens": claude["max_tokens"],
+                "prompt_version": prompts.PROMPT_VERSION, "llm_prompt_version": claude["prompt_version"],
+                "max_senses": self.max_senses, "max_examples": self.max_examples}
+
+    def versions(self) -> dict[str, str]:
+        return self.claude.versions()
+
+    def request(self, headword: str, language: str, pos_hint: str | None, native: str | None) -> BatchRequest:
+        system, prompt = prompts.word_request(headword, language, pos_hint, native if self.translates(
+            language, native) else None, self.max_senses, self.max_examples)
+        return BatchRequest(custom_id_for(language, headword, pos_hint), system, prompt, prompts.ClaudeWord)
+
+    def lookup(self, headword: str, language: str, pos_hint: str | None = None,
+               native: str | None = None) -> LexEntry | None:
+        request = self.request(headword, language, pos_hint, native)
+        word, usage = self.claude.complete_json(request.system, request.prompt, prompts.ClaudeWord)
+        self._usage = self._usage + usage
+        return self.entry(headword, word)
+
+    def entry(self, headword: str, word: prompts.ClaudeWord) -> LexEntry | None:
+        """A validated answer as a `LexEntry`; None when Claude says it is not a word."""
+        if not word.known or not word.senses:
+            return None
+        senses = [Sense(part_of_speech=word.part_of_speech, definition=s.definition.strip(),
+                        examples=[e.strip() for e in s.examples if e.strip()][: self.max_examples],
+                        synonyms=[w.strip() for w in s.synonyms if w.strip()][:4])
+                  for s in word.senses[: self.max_senses]]
+        others = [p for p in dict.fromkeys(word.other_parts_of_speech) if p != word.part_of_speech]
+        return LexEntry(headword=headword, lemma=word.lemma.strip() or headword, part_of_speech=word.part_of_speech,
+                        senses=senses, other_parts_of_speech=others, backend="claude",
+                        translation=" ".join(word.translation.split()))
+
+    def usage(self) -> Usage:
+        """Tokens and cost of the Messages calls this resource made (this run)."""
+        return self._usage
+
+
+# ---------------------------------------------------------------------------- batch documents
+class BatchItem(BaseModel):
+    custom_id: str
+    headword: str
+    pos_hint: str | None = None
+    line: int
+
+
+class BatchRequestsDoc(BaseModel):
+    """`requests.json` (claude_batch_requests): which words one batch asks, and with what settings.
+    `requests.jsonl` beside it holds the exact wire bodies."""
+
+    language: str
+    native: str | None = None
+    lexicon: dict[str, Any]
+    items: list[BatchItem]
+
+
+class BatchDoc(BaseModel):
+    """`batch.json` (claude_batch): the submitted batch."""
+
+    batch_id: str
+    submitted_at: datetime
+    language: str
+    native: str | None = None
+    lexicon: dict[str, Any]
+    items: list[BatchItem]
+
+
+class IngestedWord(BaseModel):
+    custom_id: str
+    headword: str
+    pos_hint: str | None = None
+    entry: LexEntry | None = Field(description="None: Claude says it is not a word of the language")
+
+
+class FailedItem(BaseModel):
+    custom_id: str
+    headword: str
+    status: str
+    error_type: str | None = None
+    error_message: str | None = None
+    retryable: bool
+
+
+class BatchResultsDoc(BaseModel):
+    """`results.json` (claude_batch_results): the answers of one ended batch by custom_id, and the
+    items that did not succeed (word_analysis asks those through Messages)."""
+
+    batch_id: str
+    language: str
+    native: str | None = None
+    lexicon: dict[str, Any]
+    words: list[IngestedWord]
+    failed: list[FailedItem] = Field(default_factory=list)
+    usage: Usage
+
+
+def stage_manifest(paths: StagePaths, spec: stages.StageSpec, job: str) -> StageManifest | None:
+    return read_manifest(paths.stage_dir(spec.domain, job, spec.dir_name) / MANIFEST_NAME)
+
+
+def submitted_batch(paths: StagePaths, job: str) -> BatchDoc | None:
+    """The batch `claude_batch` last submitted for this deck, if any."""
+    manifest = stage_manifest(paths, stages.CLAUDE_BATCH, job)
+    if manifest is None or manifest.status != "success":
+        return None
+    try:
+        return BatchDoc.model_validate_json(paths.absolute(manifest.output("batch").path).read_text(encoding="utf-8"))
+    except (KeyError, FileNotFoundError, ValueError):
+        return None
+
+
+def ingested_results(paths: StagePaths, job: str) -> tuple[BatchResultsDoc, Any] | None:
+    """(results, their file) from the last successful `claude_batch_results` of this deck."""
+    manifest = stage_manifest(paths, stages.CLAUDE_BATCH_RESULTS, job)
+    if manifest is None or manifest.status != "success":
+        return None
+    try:
+        path = paths.absolute(manifest.output("batch_results").path)
+        return BatchResultsDoc.model_validate_json(path.read_text(encoding="utf-8")), path
+    except (KeyError, FileNotFoundError, ValueError):
+        return None
