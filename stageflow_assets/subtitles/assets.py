@@ -143,6 +143,7 @@ def transcript(
         out.details.update(
             language=result.language, language_probability=result.language_probability,
             segments=len(result.segments), words=sum(len(s.words) for s in result.segments),
+            alignment=getattr(result, "alignment", "whisper-word-timestamps"),
             real_time_factor=round(out.timings["asr"] / duration, 3),
         )
         out.preview = "\n".join(
