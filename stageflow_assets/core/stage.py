@@ -81,7 +81,8 @@ class StageLog:
         stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(f"{stamp} {level.upper():5} {message}\n")
-        if self.context is not None:
+        # info lines stay in stage.log: each Dagster log event costs a database write
+        if self.context is not None and level != "info":
             getattr(self.context.log, level)(message)
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence, TypeVar
+from importlib.metadata import version
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypeVar
 
-import anthropic
 import dagster as dg
 from pydantic import BaseModel, Field, PrivateAttr
 
@@ -14,6 +14,9 @@ from stageflow_assets.providers.llm_transport import api_errors, make_client
 from stageflow_assets.providers.llm_types import BatchRequest, BatchResult, Usage, ids_to_rebatch
 
 __all__ = ["BatchRequest", "BatchResult", "ClaudeResource", "Usage", "ids_to_rebatch"]
+
+if TYPE_CHECKING:  # the SDK is imported on first use only: it costs ~2 s at start-up
+    import anthropic
 
 M = TypeVar("M", bound=BaseModel)
 log = dg.get_dagster_logger("stageflow_assets.llm")
@@ -33,10 +36,10 @@ class ClaudeResource(dg.ConfigurableResource):
     translate_chunk_lines: int = 100
     input_usd_per_mtok: float | None = Field(default=None, description="overrides the price table")
     output_usd_per_mtok: float | None = Field(default=None, description="overrides the price table")
-    _client: anthropic.Anthropic | None = PrivateAttr(default=None)
+    _client: Any = PrivateAttr(default=None)
 
     # ------------------------------------------------------------------ plumbing
-    def client(self) -> anthropic.Anthropic:
+    def client(self) -> "anthropic.Anthropic":
         if self._client is None:
             self._client = make_client(self.api_key, self.base_url, self.timeout_s,
                                        self.connect_timeout_s, self.max_retries)
@@ -69,7 +72,7 @@ class ClaudeResource(dg.ConfigurableResource):
                 "prompt_version": llm_prompts.PROMPT_VERSION}
 
     def versions(self) -> dict[str, str]:
-        return {"anthropic": anthropic.__version__}
+        return {"anthropic": version("anthropic")}
 
     # ------------------------------------------------------------------ messages
     def complete_json(self, system: str, prompt: str, schema: type[M]) -> tuple[M, Usage]:

@@ -10,7 +10,6 @@ import functools
 import re
 from typing import Any, Iterable, Mapping
 
-import anthropic
 from pydantic import BaseModel, ValidationError
 
 from stageflow_assets.core.errors import BadInputError
@@ -24,6 +23,8 @@ CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 @functools.lru_cache(maxsize=64)
 def output_config(schema: type[BaseModel]) -> dict[str, Any]:
     """Structured output (`output_config.format`, GA): the SDK's own strict-schema transform."""
+    import anthropic  # lazily: importing the SDK costs seconds
+
     return {"format": {"type": "json_schema", "schema": anthropic.transform_schema(schema)}}
 
 

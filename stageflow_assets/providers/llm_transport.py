@@ -12,13 +12,18 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-import anthropic
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the SDK takes ~2 s to import: only when Claude is really used
+    import anthropic
 
 from stageflow_assets.core.errors import BadInputError, ProviderError
 
 
 def make_client(api_key: str, base_url: str | None, timeout_s: float, connect_timeout_s: float,
-                max_retries: int) -> anthropic.Anthropic:
+                max_retries: int) -> "anthropic.Anthropic":
+    import anthropic
+
     if not api_key or not api_key.strip():
         raise BadInputError("ANTHROPIC_API_KEY is not set: export it (or configure ClaudeResource.api_key)")
     return anthropic.Anthropic(
@@ -29,13 +34,13 @@ def make_client(api_key: str, base_url: str | None, timeout_s: float, connect_ti
     )
 
 
-def _error_type(exc: anthropic.APIStatusError) -> str:
+def _error_type(exc: "anthropic.APIStatusError") -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error") if isinstance(body.get("error"), dict) else {}
     return str(error.get("type") or "unknown_error")
 
 
-def _error_message(exc: anthropic.APIStatusError) -> str:
+def _error_message(exc: "anthropic.APIStatusError") -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error") if isinstance(body.get("error"), dict) else {}
     return " ".join(str(error.get("message") or exc.message).split())[:300]
@@ -44,6 +49,8 @@ def _error_message(exc: anthropic.APIStatusError) -> str:
 @contextlib.contextmanager
 def api_errors(what: str, *, model: str, max_retries: int, timeout_s: float) -> Iterator[None]:
     """Wrap one SDK call: `what` says what was being done ("messages.create", "batch msgbatch_x")."""
+    import anthropic
+
     try:
         yield
     except anthropic.APIStatusError as exc:

@@ -17,14 +17,14 @@ from stageflow_assets.subtitles.rules import SubtitleRules
 from stageflow_assets.subtitles.style import SubtitleStyle
 from stageflow_assets.subtitles.translation_assets import EAGER
 
-CHECK_PREFIX = "qc_"
+# two checks, not one per rule: each check result costs events and lookups in every run
+QC_ERRORS_CHECK, QC_WARNINGS_CHECK = "qc_errors", "qc_warnings"
 QC_CHECKS = [
-    dg.AssetCheckSpec(
-        f"{CHECK_PREFIX}{rule}", asset="subtitles", blocking=rule in qc.ERROR_RULES,
-        partitions_def=job_language_partitions,
-        description=("ERROR, blocks the mux: " if rule in qc.ERROR_RULES else "WARN: ") + rule.replace("_", " "),
-    )
-    for rule in qc.ERROR_RULES + qc.WARN_RULES
+    dg.AssetCheckSpec(QC_ERRORS_CHECK, asset="subtitles", blocking=True, partitions_def=job_language_partitions,
+                      description="ERROR, blocks the mux: overlapping, non-monotonic or empty cues."),
+    dg.AssetCheckSpec(QC_WARNINGS_CHECK, asset="subtitles", partitions_def=job_language_partitions,
+                      description="WARN: line length and count, duration, reading speed, frame gaps, "
+                                  "unknown words, repeated n-grams, phantom phrases, glossary."),
 ]
 FORMATS = (("srt", "srt"), ("vtt", "vtt"), ("ass", "ass"))
 
@@ -42,7 +42,7 @@ def subtitles(
 
     The QC of every rule (overlaps, empty cues, line length and count, duration, reading
     speed, frame gaps, unknown words, repeats, phantom phrases, glossary) is written as
-    `qc.json` and reported by the `qc_*` asset checks; overlaps and empty cues block the mux.
+    `qc.json` and reported by the `qc_errors` (blocking) and `qc_warnings` asset checks.
     """
     paths = storage.paths
     _, lang = partition_parts(context.partition_key)
@@ -85,15 +85,20 @@ def subtitles(
 
 
 def qc_results(paths, manifest: StageManifest):
-    """One check result per QC rule, naming the first offending cues."""
+    """The two QC checks, each with every rule's count and first offending cues."""
     found = {} if manifest.status == "skipped" else json.loads(
         paths.absolute(manifest.output("qc").path).read_text(encoding="utf-8")
     )
-    for rule in qc.ERROR_RULES + qc.WARN_RULES:
-        items = found.get(rule, [])
+    for name, rules, severity in (
+        (QC_ERRORS_CHECK, qc.ERROR_RULES, dg.AssetCheckSeverity.ERROR),
+        (QC_WARNINGS_CHECK, qc.WARN_RULES, dg.AssetCheckSeverity.WARN),
+    ):
+        by_rule = {rule: found.get(rule, []) for rule in rules}
         yield dg.AssetCheckResult(
-            check_name=f"{CHECK_PREFIX}{rule}", passed=not items,
-            severity=dg.AssetCheckSeverity.ERROR if rule in qc.ERROR_RULES else dg.AssetCheckSeverity.WARN,
-            metadata={"violations": len(items), "offending": dg.MetadataValue.json(items[:20]),
-                      "skipped": manifest.status == "skipped"},
+            check_name=name, passed=not any(by_rule.values()), severity=severity,
+            metadata={
+                "violations": dg.MetadataValue.json({rule: len(items) for rule, items in by_rule.items()}),
+                "offending": dg.MetadataValue.json({rule: items[:20] for rule, items in by_rule.items() if items}),
+                "skipped": manifest.status == "skipped",
+            },
         )

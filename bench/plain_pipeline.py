@@ -1,0 +1,239 @@
+"""The subtitle pipeline without any orchestration: the B side of bench/subtitles_overhead.py.
+
+    python bench/plain_pipeline.py VIDEO OUT_DIR --lang es --lang ca
+
+It makes the tool calls `stageflow subtitles` makes, with the same arguments and the same
+model (copied from stageflow_assets/providers/*.py; keep them in step): ffprobe of the
+video, the ffmpeg demux to 16 kHz mono WAV, ffprobe of that WAV (the truncation check),
+faster-whisper base int8 on CPU (beam 5, word timestamps, language detection),
+`apertium eng-spa` / `eng-cat` over one paragraph per cue, pysubs2 SRT + WebVTT, and the same
+ffmpeg mux into MKV.
+
+Cue cutting and line breaking are a plain version of stageflow's (its first cut: <= 70
+characters, <= 7 s, cut at pauses and sentence ends). stageflow's segmenter, line breaker
+and QC are milliseconds of pure Python and Apertium's cost is per call (start-up and
+dictionaries), so the cut barely moves the comparison; the benchmark prints both cue counts.
+
+What it leaves out on purpose, so that it counts as stageflow's cost: Dagster, the stage
+runtime (hashing, manifests, reuse checks), the `ffmpeg -version` / `apertium -l` /
+pycountry look-ups stageflow makes for fingerprints and container tags (here the pairs
+and tags are written down), the styled ASS file, QC and glossary work of the subtitle
+stages, and copying deliverables (written in place here).
+
+It must not import dagster or the stageflow asset code (it checks that before it exits):
+only `whisper_models.ensure_bundled_model` and `settings.model_cache_dir`, which are plain.
+On stdout, one JSON object: wall time, per-phase times, and whether Whisper fell back to
+sampled decoding (which makes its time random).
+"""
+
+from __future__ import annotations
+
+import time
+
+T_START = time.perf_counter()
+
+import argparse  # noqa: E402 - after the clock starts: imports are part of the cost
+import json  # noqa: E402
+import re  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pysubs2  # noqa: E402
+
+from stageflow_assets.core.settings import model_cache_dir  # noqa: E402
+from stageflow_assets.providers.whisper_models import ensure_bundled_model  # noqa: E402
+
+# what stageflow derives at run time (apertium -l, pycountry), fixed for the languages benchmarked
+APERTIUM_MODES = {("en", "es"): "eng-spa", ("en", "ca"): "eng-cat"}
+CONTAINER_TAGS = {"es": ("spa", "Spanish"), "ca": ("cat", "Catalan")}
+
+# stageflow's first cue rules (subtitles/cues.py before the segmenter)
+MAX_CUE_CHARS = 70
+MAX_CUE_SECONDS = 7.0
+MIN_TAIL_CHARS = 16
+PAUSE_SECONDS = 1.5
+LINE_WIDTH = 42
+SENTENCE_END = (".", "?", "!", "…")
+# providers/translate.py
+_MARKED = re.compile(r"(?<![\w])[*@#](?=\w)")
+
+phases: dict[str, float] = {}
+
+
+class Phase:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        phases[self.name] = phases.get(self.name, 0.0) + time.perf_counter() - self.t0
+
+
+def tool(args: list[str], input_text: str | None = None) -> str:
+    """Like providers/process.run_tool: own session, captured text output, fail on non-zero."""
+    proc = subprocess.run(
+        args, input=input_text, capture_output=True, text=True, encoding="utf-8",
+        errors="replace", start_new_session=True,
+        stdin=None if input_text is not None else subprocess.DEVNULL,
+    )
+    if proc.returncode != 0:
+        sys.exit(f"{args[0]} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+    return proc.stdout
+
+
+def probe(path: Path) -> dict:
+    return json.loads(tool(["ffprobe", "-v", "error", "-print_format", "json", "-show_format",
+                            "-show_streams", str(path)]) or "{}")
+
+
+def _text(words: list[dict]) -> str:
+    return "".join(w["word"] for w in words).strip()
+
+
+def cues_from_words(words: list[dict]) -> list[tuple[float, float, str]]:
+    """Cues over the whole word stream: full at 70 characters or 7 s, cut at pauses and sentence ends."""
+    chunks: list[list[dict]] = [[]]
+    for word in words:
+        current = chunks[-1]
+        full = current and (
+            len(_text(current + [word])) > MAX_CUE_CHARS
+            or word["end"] - current[0]["start"] > MAX_CUE_SECONDS
+            or word["start"] - current[-1]["end"] > PAUSE_SECONDS
+        )
+        if full:
+            chunks.append([word])
+            continue
+        current.append(word)
+        if word["word"].strip().endswith(SENTENCE_END) and len(_text(current)) >= MIN_TAIL_CHARS:
+            chunks.append([])
+    chunks = [c for c in chunks if c]
+    if len(chunks) > 1 and len(_text(chunks[-1])) < MIN_TAIL_CHARS:
+        merged = chunks[-2] + chunks[-1]
+        if len(_text(merged)) <= MAX_CUE_CHARS + MIN_TAIL_CHARS:
+            chunks[-2:] = [merged]
+    spans = [(c[0]["start"], c[-1]["end"], _text(c)) for c in chunks]
+    return [s for s in spans if s[2]]
+
+
+def wrap(text: str) -> list[str]:
+    lines = textwrap.wrap(text, LINE_WIDTH) or [""]
+    if len(lines) != 2:
+        return lines
+    balanced = textwrap.wrap(text, max(len(text) // 2 + 1, max(len(w) for w in text.split())))
+    return balanced if len(balanced) == 2 and all(len(l) <= LINE_WIDTH for l in balanced) else lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("video", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--lang", dest="languages", action="append", required=True)
+    args = parser.parse_args()
+    work = args.out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    name = args.video.stem
+
+    with Phase("probe"):
+        info = probe(args.video)
+        audio = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
+        if not audio:
+            sys.exit(f"{args.video.name}: no audio stream")
+        expected = float(audio[0].get("duration") or info["format"].get("duration") or 0.0)
+        start = float(audio[0].get("start_time") or 0.0)
+
+    wav = work / "audio.wav"
+    with Phase("demux"):
+        tool(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(args.video),
+              "-map", "0:a:0", "-vn", "-af", "aresample=async=1:first_pts=0",
+              "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", "-f", "wav", str(wav)])
+        got = float(probe(wav)["format"].get("duration") or 0.0)
+        if expected and got + 1.0 < expected + start:
+            sys.exit(f"only {got:.1f}s of {expected:.1f}s audio decoded")
+
+    with Phase("asr_import"):
+        from faster_whisper import WhisperModel
+    with Phase("model_load"):
+        model = WhisperModel(str(ensure_bundled_model(model_cache_dir())), device="cpu",
+                             compute_type="int8", cpu_threads=0, local_files_only=True)
+    with Phase("asr"):
+        segments, asr_info = model.transcribe(str(wav), language=None, beam_size=5,
+                                              word_timestamps=True, vad_filter=False)
+        segments = list(segments)
+    fell_back = any(s.temperature > 0 for s in segments)
+    heard = asr_info.language
+    transcript = [
+        {"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text.strip(),
+         "words": [{"start": round(w.start, 3), "end": round(w.end, 3), "word": w.word,
+                    "probability": round(w.probability, 4)} for w in (s.words or [])]}
+        for s in segments
+    ]
+    (work / "transcript.json").write_text(json.dumps(
+        {"language": heard, "language_probability": round(asr_info.language_probability, 4),
+         "duration": round(asr_info.duration, 3), "segments": transcript}, indent=1),
+        encoding="utf-8")
+
+    if any(not s["words"] for s in transcript):
+        cues = [(s["start"], s["end"], s["text"]) for s in transcript if s["text"]]
+    else:
+        cues = cues_from_words([w for s in transcript for w in s["words"]])
+
+    srts: list[tuple[str, Path]] = []
+    for lang in args.languages:
+        with Phase(f"translate_{lang}"):
+            flat = [" ".join(text.split()) for _, _, text in cues]
+            if lang == heard:
+                texts = flat
+            else:
+                # one cue per paragraph, as providers/translate.py sends them (a blank line is a
+                # break Apertium never moves words across)
+                raw = tool(["apertium", APERTIUM_MODES[(heard, lang)]], input_text="\n\n".join(flat) + "\n")
+                out = [part.strip() for part in re.split(r"\n[ \t]*\n", raw.strip("\n"))]
+                if len(out) != len(flat):
+                    sys.exit(f"apertium returned {len(out)} lines for {len(flat)} cues")
+                texts = [" ".join(_MARKED.sub("", line).split()) for line in out]
+            (work / f"translation.{lang}.json").write_text(json.dumps(
+                [{"start": s, "end": e, "text": t, "source": src}
+                 for (s, e, src), t in zip(cues, texts)], indent=1), encoding="utf-8")
+        with Phase("subtitles"):
+            subs = pysubs2.SSAFile()
+            for (cue_start, cue_end, _), text in zip(cues, texts):
+                subs.append(pysubs2.SSAEvent(start=round(cue_start * 1000),
+                                             end=round(cue_end * 1000), text=r"\N".join(wrap(text))))
+            for fmt in ("srt", "vtt"):
+                subs.save(str(args.out / f"{name}.{lang}.{fmt}"), format_=fmt)
+        srts.append((lang, args.out / f"{name}.{lang}.srt"))
+
+    with Phase("mux"):
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(args.video)]
+        for _, path in srts:
+            cmd += ["-i", str(path)]
+        cmd += ["-map", "0:v?", "-map", "0:a?"]
+        for n in range(len(srts)):
+            cmd += ["-map", f"{n + 1}:0"]
+        cmd += ["-c", "copy", "-c:s", "srt"]
+        for n, (lang, _) in enumerate(srts):
+            tag, title = CONTAINER_TAGS[lang]
+            cmd += [f"-metadata:s:s:{n}", f"language={tag}", f"-metadata:s:s:{n}", f"title={title}"]
+        cmd += ["-f", "matroska", str(args.out / f"{name}.mkv")]
+        tool(cmd)
+
+    # the whole point of B: had anything pulled Dagster in, this would not be the limit
+    leaked = sorted(m for m in sys.modules if m == "dagster" or m.startswith("stageflow_assets.subtitles"))
+    if leaked:
+        sys.exit(f"plain pipeline imported orchestration code: {leaked}")
+    print(json.dumps({
+        "wall_s": round(time.perf_counter() - T_START, 4),
+        "phases": {k: round(v, 4) for k, v in phases.items()},
+        "language": heard,
+        "asr_fallback": fell_back,
+        "audio_s": round(asr_info.duration, 3),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
