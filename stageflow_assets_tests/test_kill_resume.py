@@ -25,7 +25,7 @@ from stageflow_assets.core.paths import TEMP_MARK
 from stageflow_assets.core.runs import PID_TAG
 from stageflow_assets.core.stage import FORCE_TAG, STAGE_LOG_NAME
 from stageflow_assets.subtitles import stages
-from stageflow_assets.subtitles.jobs import JOB_TAG
+from stageflow_assets.core.stage import JOB_TAG
 from stageflow_assets_tests.conftest import STAGEFLOW, run_cli
 
 PARENT_RUN_TAG = "dagster/parent_run_id"

@@ -24,7 +24,7 @@ from stageflow_assets.core.keys import job_key_for_file
 from stageflow_assets.core.settings import project_root
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.definitions import defs
-from stageflow_assets.subtitles.jobs import JOB_TAG
+from stageflow_assets.core.stage import JOB_TAG
 from stageflow_assets.subtitles.partitions import subtitle_job_partitions
 from stageflow_assets.subtitles.registry import load_job
 from stageflow_assets.subtitles.sensors import SETTLE_SECONDS, video_inbox_sensor

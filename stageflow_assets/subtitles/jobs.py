@@ -4,7 +4,6 @@ that touches a job with `stageflow/job`, whoever launched it."""
 
 import dagster as dg
 
-from stageflow_assets.core.stage import JOB_TAG  # noqa: F401 - re-exported for the domain
 from stageflow_assets.subtitles.assets import audio, cues, source_video, transcript
 from stageflow_assets.subtitles.mux_assets import subtitled_video
 from stageflow_assets.subtitles.subtitle_assets import subtitles

@@ -9,20 +9,12 @@ from typing import Callable
 
 import dagster as dg
 
-from stageflow_assets.core.manifest import MANIFEST_NAME, StageManifest
 from stageflow_assets.core.paths import StagePaths, atomic_path
-from stageflow_assets.core.runs import RunOutcome, execute_partition, settle_heap
-from stageflow_assets.core.stage import FORCE_TAG, StageSpec, read_manifest
+from stageflow_assets.core.pipeline import PipelineError, RunSequence, manifest_for
+from stageflow_assets.core.runs import settle_heap
 from stageflow_assets.subtitles import stages
-from stageflow_assets.subtitles.jobs import JOB_TAG
 from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
 from stageflow_assets.subtitles.registry import register_video
-
-
-class PipelineError(Exception):
-    def __init__(self, message: str, run_id: str | None = None) -> None:
-        super().__init__(message)
-        self.run_id = run_id
 
 
 @dataclass
@@ -32,13 +24,6 @@ class SubtitleResult:
     detected_language: str | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     deliverables: list[Path] = field(default_factory=list)
-
-
-def manifest_for(paths: StagePaths, spec: StageSpec, job: str, lang: str | None = None) -> StageManifest:
-    manifest = read_manifest(paths.stage_dir(spec.domain, job, spec.dir_name, lang) / MANIFEST_NAME)
-    if manifest is None:
-        raise PipelineError(f"{spec.dir_name} for {job} has no manifest")
-    return manifest
 
 
 def run_subtitles(
@@ -58,23 +43,14 @@ def run_subtitles(
     job = register_video(paths, video, glossary).job
     instance.add_dynamic_partitions(subtitle_job_partitions.name, [job])
     result = SubtitleResult(job=job)
-    tags = {JOB_TAG: job, "stageflow/source": "cli"}
-    if force:
-        tags[FORCE_TAG] = "true"
-
-    def step(what: str, outcome: RunOutcome) -> None:
-        result.runs.append((what, outcome.run_id))
-        if not outcome.success:
-            raise PipelineError(f"{what}: {outcome.error}", outcome.run_id)
-        progress(f"{what}: ok (run {outcome.run_id})")
-
+    runs = RunSequence(instance, job, force, progress, result.runs)
     progress(f"job {job}: probe, demux, transcribe")
-    step("source, audio, transcript", execute_partition(instance, "subtitle_source_job", subtitle_job_partitions, job, tags))
+    runs.run("source, audio, transcript", "subtitle_source_job", subtitle_job_partitions, job)
     result.detected_language = manifest_for(paths, stages.TRANSCRIPT, job).details.get("language")
     progress(f"detected language: {result.detected_language}")
     for lang in languages:
         key = dg.MultiPartitionKey({"job": job, "lang": lang})
-        step(f"subtitles [{lang}]", execute_partition(instance, "subtitle_language_job", job_language_partitions, key, tags))
+        runs.run(f"subtitles [{lang}]", "subtitle_language_job", job_language_partitions, key)
         subs = manifest_for(paths, stages.SUBTITLES, job, lang)
         if subs.status == "skipped":
             result.skipped[lang] = subs.details.get("skipped_reason", "skipped")
@@ -83,7 +59,7 @@ def run_subtitles(
         raise PipelineError("no requested language could be served: " + "; ".join(result.skipped.values()))
     mux_config = {"ops": {"subtitled_video": {"config": {
         "languages": languages, "container": container, "burn_in": burn_in}}}}
-    step("subtitled video", execute_partition(instance, "subtitle_mux_job", subtitle_job_partitions, job, tags, mux_config))
+    runs.run("subtitled video", "subtitle_mux_job", subtitle_job_partitions, job, mux_config)
     if out_dir is not None:
         result.deliverables = copy_deliverables(paths, job, languages, out_dir, container)
     return result

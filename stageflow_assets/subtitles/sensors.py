@@ -8,7 +8,8 @@ import dagster as dg
 
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.storage import StageStore
-from stageflow_assets.subtitles.jobs import JOB_TAG, subtitle_source_job
+from stageflow_assets.core.stage import JOB_TAG
+from stageflow_assets.subtitles.jobs import subtitle_source_job
 from stageflow_assets.subtitles.partitions import subtitle_job_partitions
 from stageflow_assets.subtitles.registry import register_video
 

@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-from stageflow_assets.core.stage import JOB_TAG  # noqa: F401 - re-exported for the domain
 from stageflow_assets.vocabulary.assets import word_analysis, word_list
 from stageflow_assets.vocabulary.batch_assets import claude_batch, claude_batch_requests, claude_batch_results
 from stageflow_assets.vocabulary.deck_assets import anki_deck, anki_sync

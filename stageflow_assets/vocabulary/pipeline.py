@@ -17,12 +17,9 @@ from typing import Callable
 import dagster as dg
 
 from stageflow_assets.core.keys import slug
-from stageflow_assets.core.manifest import MANIFEST_NAME, StageManifest
 from stageflow_assets.core.paths import StagePaths, atomic_path
-from stageflow_assets.core.runs import RunOutcome, execute_partition
-from stageflow_assets.core.stage import FORCE_TAG, StageSpec, read_manifest
+from stageflow_assets.core.pipeline import PipelineError, RunSequence, manifest_for
 from stageflow_assets.vocabulary import stages
-from stageflow_assets.vocabulary.jobs import JOB_TAG
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.core.errors import BadInputError, StageError
 from stageflow_assets.vocabulary.claude import ClaudeLexicon, submitted_batch
@@ -32,12 +29,6 @@ from stageflow_assets.vocabulary.wordlist import parse_word_list
 
 BATCH_POLL_ENV = "STAGEFLOW_CLAUDE_BATCH_POLL_S"  # seconds between status calls (default 60)
 BATCH_WAIT_ENV = "STAGEFLOW_CLAUDE_BATCH_WAIT_S"  # give up waiting after (default 25 h)
-
-
-class PipelineError(Exception):
-    def __init__(self, message: str, run_id: str | None = None) -> None:
-        super().__init__(message)
-        self.run_id = run_id
 
 
 @dataclass
@@ -57,13 +48,6 @@ class VocabResult:
     sync: dict = field(default_factory=dict)
 
 
-def manifest_for(paths: StagePaths, spec: StageSpec, job: str) -> StageManifest:
-    manifest = read_manifest(paths.stage_dir(spec.domain, job, spec.dir_name) / MANIFEST_NAME)
-    if manifest is None:
-        raise PipelineError(f"{spec.dir_name} for {job} has no manifest")
-    return manifest
-
-
 def run_vocab(
     instance: dg.DagsterInstance, paths: StagePaths, words: Path, deck: str, language: str = "en",
     native: str | None = None, reverse: bool = False, out_dir: Path | None = None,
@@ -72,19 +56,10 @@ def run_vocab(
     job = register_word_list(paths, words, deck, language, native, reverse).job
     instance.add_dynamic_partitions(word_list_partitions.name, [job])
     result = VocabResult(job=job)
-    tags = {JOB_TAG: job, "stageflow/source": "cli"}
-    if force:
-        tags[FORCE_TAG] = "true"
-
-    def step(what: str, outcome: RunOutcome) -> None:
-        result.runs.append((what, outcome.run_id))
-        if not outcome.success:
-            raise PipelineError(f"{what}: {outcome.error}", outcome.run_id)
-        progress(f"{what}: ok (run {outcome.run_id})")
-
-    if not _batch_path(instance, paths, words, job, tags, step, progress):
+    runs = RunSequence(instance, job, force, progress, result.runs)
+    if not _batch_path(paths, words, job, runs, progress):
         progress(f"deck {deck!r} ({job}): parse, analyse, speak, build")
-        step("deck", execute_partition(instance, "vocabulary_deck_job", word_list_partitions, job, tags))
+        runs.run("deck", "vocabulary_deck_job", word_list_partitions, job)
     result.analysis = manifest_for(paths, stages.WORD_ANALYSIS, job).details
     built = manifest_for(paths, stages.ANKI_DECK, job)
     result.deck = built.details
@@ -98,7 +73,7 @@ def run_vocab(
         target = {"target": "collection", "collection_path": str(sync.collection)} if sync.collection else {
             "target": "ankiconnect", "ankiconnect_url": sync.ankiconnect_url}
         run_config = {"ops": {"anki_sync": {"config": target}}}
-        step("sync", execute_partition(instance, "anki_sync_job", word_list_partitions, job, tags, run_config))
+        runs.run("sync", "anki_sync_job", word_list_partitions, job, run_config)
         result.sync = manifest_for(paths, stages.ANKI_SYNC, job).details
     return result
 
@@ -111,8 +86,8 @@ def _env_seconds(name: str, default: float) -> float:
         raise PipelineError(f"{name}={raw!r} is not a number of seconds") from None
 
 
-def _batch_path(instance: dg.DagsterInstance, paths: StagePaths, words: Path, job: str, tags: dict[str, str],
-                step: Callable[[str, RunOutcome], None], progress: Callable[[str], None]) -> bool:
+def _batch_path(paths: StagePaths, words: Path, job: str, runs: RunSequence,
+                progress: Callable[[str], None]) -> bool:
     """Prepare, submit, wait for and ingest a Claude batch; False when the list goes the one-run way."""
     lexicon = lexicon_from_env(resolve_secrets=True)
     if not isinstance(lexicon, ClaudeLexicon):
@@ -124,7 +99,7 @@ def _batch_path(instance: dg.DagsterInstance, paths: StagePaths, words: Path, jo
     if count <= lexicon.batch_threshold:
         return False
     progress(f"{count} words, above the Claude batch threshold ({lexicon.batch_threshold}): Message Batches")
-    step("batch", execute_partition(instance, "claude_batch_job", word_list_partitions, job, tags))
+    runs.run("batch", "claude_batch_job", word_list_partitions, job)
     prepared = manifest_for(paths, stages.CLAUDE_BATCH_REQUESTS, job)
     if prepared.status != "success":
         progress(f"no batch: {prepared.details.get('skipped_reason', '')}")
@@ -148,5 +123,5 @@ def _batch_path(instance: dg.DagsterInstance, paths: StagePaths, words: Path, jo
         progress(f"batch {batch.batch_id}: {status} {counts}")
         time.sleep(poll)
     progress(f"batch {batch.batch_id}: ended; ingest, analyse, speak, build")
-    step("ingest", execute_partition(instance, "claude_batch_ingest_job", word_list_partitions, job, tags))
+    runs.run("ingest", "claude_batch_ingest_job", word_list_partitions, job)
     return True

@@ -20,7 +20,8 @@ from stageflow_assets.core.keys import sampled_content_hash
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.lexicon import Lexicon
 from stageflow_assets.vocabulary.claude import ClaudeLexicon, ingested_results, submitted_batch
-from stageflow_assets.vocabulary.jobs import JOB_TAG, claude_batch_ingest_job, claude_batch_job, vocabulary_deck_job
+from stageflow_assets.core.stage import JOB_TAG
+from stageflow_assets.vocabulary.jobs import claude_batch_ingest_job, claude_batch_job, vocabulary_deck_job
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.vocabulary.registry import register_word_list
 from stageflow_assets.vocabulary.resources import lexicon_from_env

@@ -12,7 +12,7 @@ import pytest
 
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.definitions import defs
-from stageflow_assets.vocabulary.jobs import JOB_TAG
+from stageflow_assets.core.stage import JOB_TAG
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.vocabulary.registry import deck_key, load_word_list_job
 from stageflow_assets.vocabulary.sensors import deck_settings, words_inbox_sensor
