@@ -4,8 +4,9 @@
 
 WER is jiwer's, after lower-casing and removing punctuation, against each clip's reference.
 The QC counts come from the same code the `subtitles` asset runs: cues cut from the word
-timings (`segmenter.build_cues`), translated with Apertium, lines broken per language, then
-`qc.violations` (25 fps).
+timings (`segmenter.build_cues`), translated with Apertium (or, into English from a language
+Apertium lacks, Whisper's translate task with its own cues), lines broken per language, then
+`qc.violations` (25 fps); "skip" marks a pair no offline backend serves.
 """
 
 from __future__ import annotations
@@ -78,17 +79,22 @@ def qc_table(media: dict[str, Path]) -> None:
         words = [w for s in heard.segments for w in s.words]
         cues = build_cues(words, heard.language, rules, 25.0)
         for lang in ("en", "es", "ca"):
+            lang_cues = cues
             if lang == heard.language:
                 texts, unknown = [c.text for c in cues], []
             elif apertium.mode_for(heard.language, lang):
                 texts, unknown = apertium.translate([c.text for c in cues], heard.language, lang)
+            elif lang == "en":  # Whisper's translate task, with its own cues, as the pipeline does
+                english = asr.transcribe(wav, language=heard.language, task="translate")
+                lang_cues = build_cues([w for s in english.segments for w in s.words], "en", rules, 25.0)
+                texts, unknown = [c.text for c in lang_cues], []
             else:
                 print(f"| {name} ({heard.language}) | {lang} | – | " + " | ".join("skip" for _ in rule_names) + " |")
                 continue
             lined = [qc.QcCue(c.index, c.start, c.end, break_lines(t, lang, rules.line_chars(lang)))
-                     for c, t in zip(cues, texts)]
+                     for c, t in zip(lang_cues, texts)]
             counts = qc.counts(qc.violations(lined, lang, rules, 25.0, unknown_words=unknown))
-            print(f"| {name} ({heard.language}) | {lang} | {len(cues)} | " + " | ".join(str(counts[r]) for r in rule_names) + " |")
+            print(f"| {name} ({heard.language}) | {lang} | {len(lang_cues)} | " + " | ".join(str(counts[r]) for r in rule_names) + " |")
 
 
 def main() -> int:

@@ -106,8 +106,11 @@ class WhisperASR(dg.ConfigurableResource):
 
         return {"faster-whisper": version("faster-whisper"), "ctranslate2": version("ctranslate2")}
 
-    def transcribe(self, wav: Path, language: str | None = None, task: str = "transcribe") -> Transcript:
-        """`task="translate"` is Whisper's own speech translation into English."""
+    def transcribe(
+        self, wav: Path, language: str | None = None, task: str = "transcribe", hotwords: str | None = None,
+    ) -> Transcript:
+        """`task="translate"` is Whisper's own speech translation into English; `hotwords`
+        biases decoding towards given terms (a glossary's target terms)."""
         model = _load(
             self.model_path(), self.device, self.compute_type, self.cpu_threads,
             self.local_files_only,
@@ -117,6 +120,7 @@ class WhisperASR(dg.ConfigurableResource):
                 str(wav),
                 language=language,
                 task=task,
+                hotwords=hotwords or None,
                 beam_size=self.beam_size,
                 word_timestamps=True,
                 vad_filter=self.vad_filter,

@@ -2,7 +2,8 @@
 
 Same language: the cues are copied (captions). Otherwise the configured backend (Apertium by
 default, Claude when selected), then Whisper's own translate task for English, else skipped
-with the reason. Glossary terms are forced in every backend.
+with the reason. Glossary terms are forced in every backend: placeholders through Apertium,
+mandatory terms in Claude's prompt, hotwords for Whisper, and the QC reports misses.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def translate(plan_: Plan, cues: list[Cue], source: str, target: str, terms: dic
         texts, usage = claude.translate_numbered(sources, source, target, glossary=terms)
         return Translated(texts=texts, usage=usage.model_dump())
     if plan_.backend == "whisper-translate":
-        heard = asr.transcribe(audio, language=source, task="translate")
+        # Whisper cannot be told "translate X as Y"; the target terms as hotwords steer it
+        heard = asr.transcribe(audio, language=source, task="translate", hotwords=" ".join(terms.values()))
         words = [w for segment in heard.segments for w in segment.words]
         own = build_cues(words)
         return Translated(texts=[c.text for c in own], cues=own)
