@@ -28,7 +28,6 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from stageflow_assets.core.errors import ProviderError
-from stageflow_assets.core.settings import model_cache_dir
 from stageflow_assets.providers import whisper_models
 from stageflow_assets.providers.asr import Segment, Transcript, Word, WhisperASR
 
@@ -112,14 +111,7 @@ class WhisperXASR(dg.ConfigurableResource):
     # -- configuration --------------------------------------------------------------------
     def model_path(self) -> str:
         if self._resolved is None:
-            candidate = Path(self.model).expanduser()
-            if candidate.is_dir():
-                self._resolved = str(candidate.resolve())
-            elif self.model == whisper_models.BUNDLED_NAME and whisper_models.bundled_available():
-                cache = Path(self.model_cache) if self.model_cache else model_cache_dir()
-                self._resolved = str(whisper_models.ensure_bundled_model(cache))
-            else:
-                self._resolved = self.model
+            self._resolved = whisper_models.resolve_model(self.model, self.model_cache)
         return self._resolved
 
     def resolved_compute_type(self) -> str:

@@ -41,6 +41,18 @@ def _vocabulary_lines(tokenizer_json: Path) -> list[str]:
     return tokens + [t for t in _TIMESTAMP_TOKENS if t not in set(tokens)]
 
 
+def resolve_model(model: str, model_cache: str | None = None) -> str:
+    """A local model directory, the bundled base (reassembled on first use), or a model name."""
+    from stageflow_assets.core.settings import model_cache_dir
+
+    candidate = Path(model).expanduser()
+    if candidate.is_dir():
+        return str(candidate.resolve())
+    if model == BUNDLED_NAME and bundled_available():
+        return str(ensure_bundled_model(Path(model_cache) if model_cache else model_cache_dir()))
+    return model
+
+
 def ensure_bundled_model(cache_dir: Path) -> Path:
     """Return the directory of the reassembled model, building it on first use."""
     part1, part2 = (_package_data(name) for name in _PARTS)
