@@ -73,17 +73,21 @@ def test_deliverables_parse_and_mkv_tracks_are_tagged(first_run):
         assert [e.start for e in srt] == sorted(e.start for e in srt)
     translation_es = _manifest(job, "05_translation", "es")
     assert translation_es["details"]["cues"] == len(pysubs2.load(str(out / f"{job}.es.srt")))
-    # the QC checks ran in the language runs, each naming every rule's count
-    checks = dg.DagsterInstance.get().event_log_storage
-    for name, passed in (("qc_errors", True), ("qc_warnings", None)):
-        history = checks.get_asset_check_execution_history(dg.AssetCheckKey(dg.AssetKey("subtitles"), name), limit=20)
-        mine = [r for r in history if r.event and r.event.dagster_event.event_specific_data.partition
-                and job in r.event.dagster_event.event_specific_data.partition]
-        assert len(mine) >= 2, name  # es and ca
-        evaluation = mine[0].event.dagster_event.event_specific_data
-        assert set(evaluation.metadata["violations"].value) and all(isinstance(v, int) for v in evaluation.metadata["violations"].value.values())
-        if passed is not None:
-            assert evaluation.passed is passed
+    # the QC checks ran in each language run, each naming every rule's count
+    instance = dg.DagsterInstance.get()
+    for line in result.value("run"):
+        run_id, what = line.split(maxsplit=1)
+        if not what.startswith("subtitles ["):
+            continue
+        records = instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+        by_name = {r.event_log_entry.dagster_event.event_specific_data.check_name:
+                   r.event_log_entry.dagster_event.event_specific_data for r in records}
+        assert {"qc_errors", "qc_warnings", "cue_count_matches_source"} <= set(by_name), what
+        assert by_name["qc_errors"].passed and by_name["cue_count_matches_source"].passed
+        violations = by_name["qc_warnings"].metadata["violations"].value
+        assert {"line_length", "reading_speed", "frame_gap"} <= set(violations)
     streams = _subtitle_streams(out / f"{job}.mkv")
     assert [(s["codec_name"], s["tags"]["language"]) for s in streams] == [("subrip", "spa"), ("subrip", "cat")]
 

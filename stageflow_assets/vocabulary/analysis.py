@@ -49,6 +49,8 @@ class Analyser:
     computed: int = 0
     reused: int = 0
     answered: int = 0
+    answered_ids: set[str] = field(default_factory=set)  # custom_ids answered from `answers`
+    computed_words: list[WordEntry] = field(default_factory=list)  # computed (not from the cache) this run
     used_keys: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -97,6 +99,7 @@ class Analyser:
             results[key] = self._compute(word, translation)
             write_text_atomic(self.cache / f"{key}.json", results[key].model_dump_json())
         self.computed = len(missing)
+        self.computed_words = [w for w, _ in missing]
         self.used_keys = set(keys)
         return [self._row(word, results[key]) for word, key in zip(words, keys)]
 
@@ -161,6 +164,7 @@ class Analyser:
             cid = custom_id_for(self.language, word.headword, word.pos_hint)
             if cid in self.answers:
                 self.answered += 1
+                self.answered_ids.add(cid)
                 found = self.answers[cid]
                 return None if found is None else found.model_copy(update={"headword": word.headword})
         if self.lexicon_translates:

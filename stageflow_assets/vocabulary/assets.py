@@ -18,7 +18,7 @@ from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.providers.tts import EspeakTTS
 from stageflow_assets.vocabulary import stages
 from stageflow_assets.vocabulary.analysis import CACHE_DIR, Analyser
-from stageflow_assets.vocabulary.claude import ClaudeLexicon, ingested_results
+from stageflow_assets.vocabulary.claude import ClaudeLexicon, custom_id_for, ingested_results
 from stageflow_assets.vocabulary.models import AnalysisDoc, WordListDoc
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.vocabulary.registry import load_word_list_job
@@ -94,8 +94,9 @@ def word_analysis(
     translation too); IPA: espeak-ng; translation: Apertium where it has the pair.
     Words a backend does not know are kept and listed in `unknown_words`, never a failure.
     Each word's result is cached by its content, so an edited list redoes only edited words.
-    With Claude, answers ingested from a Message Batch (`claude_batch_results`) are used first;
-    words the batch did not answer are asked through Messages.
+    With Claude, answers ingested from a Message Batch and its follow-up batches
+    (`claude_batch_results`) are used first; words they did not answer are asked through
+    Messages (`word_paths` says which way each word went).
     """
     paths = storage.paths
     job = load_word_list_job(paths, str(context.partition_key))
@@ -136,8 +137,26 @@ def word_analysis(
             # claude_batch_results' and is repeated here for the deck's total
             out.details.update(llm_usage=lexicon.usage().model_dump(), answered_by_batch=analyser.answered,
                                asked_by_messages=analyser.computed - analyser.answered)
+            rounds = {w.custom_id: w.round for w in batch.words} if batch is not None else {}
+            computed = {custom_id_for(job.language, w.headword, w.pos_hint) for w in analyser.computed_words}
+            paths_taken = {}
+            for w in words:
+                cid = custom_id_for(job.language, w.headword, w.pos_hint)
+                if cid in analyser.answered_ids:
+                    paths_taken[w.headword] = "batch" if rounds.get(cid, 0) == 0 else f"follow-up batch {rounds[cid]}"
+                elif cid in computed:
+                    paths_taken[w.headword] = "messages"
+                else:
+                    paths_taken[w.headword] = "cached"
+            # which way each word was answered in this run (cached: answered by an earlier run)
+            out.details.update(word_paths=dict(list(paths_taken.items())[:200]), answered_by_followup_batch=sum(
+                1 for v in paths_taken.values() if v.startswith("follow-up")))
             if batch is not None:
-                out.details.update(batch_id=batch.batch_id, llm_batch_usage=batch.usage.model_dump())
+                out.details.update(batch_id=batch.batch_id, llm_batch_usage=batch.usage.model_dump(),
+                                   batches=[r.batch_id for r in batch.rounds] or [batch.batch_id])
+                if batch.followup_batch_id:
+                    out.warnings.append(f"follow-up Claude batch {batch.followup_batch_id} not ingested yet: its "
+                                        "items were asked through Messages")
         if job.native and job.native != job.language and not analyser.translation_backend:
             out.warnings.append(f"no Apertium pair {job.language}→{job.native}: cards carry no translation")
         if unknown:

@@ -8,9 +8,11 @@ Each step is its own stage with its own manifest, so a submitted batch is never 
 (`claude_batch` is reused while its requests are unchanged) and its results are downloaded once.
 Only the words that the per-word analysis cache does not already hold are asked, and only when
 they are more than the lexicon's `batch_threshold`; otherwise the steps record themselves as
-skipped and `word_analysis` asks through Messages. Items that did not succeed (errored, expired,
-canceled, invalid output) are left to `word_analysis`, which asks them one by one through
-Messages: see the README for why that, and not a follow-up batch.
+skipped and `word_analysis` asks through Messages. Items that expired or errored retryably go
+into a follow-up batch (same requests, same custom_ids) submitted at ingest, up to the lexicon's
+`max_rebatch_rounds`; the sensor polls it and requests another ingestion, which merges its answers.
+What still fails after that (and non-retryable errors) is left to `word_analysis`, which asks it
+one by one through Messages.
 """
 
 
@@ -20,7 +22,8 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from stageflow_assets.core.errors import ProviderError, StageError
-from stageflow_assets.core.manifest import StageManifest
+from stageflow_assets.core.manifest import MANIFEST_NAME, StageManifest
+from stageflow_assets.core.paths import write_text_atomic
 from stageflow_assets.core.stage import StageWriter, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.lexicon import Lexicon
@@ -37,7 +40,9 @@ from stageflow_assets.vocabulary.claude import (
     BatchRequestsDoc,
     BatchResultsDoc,
     ClaudeLexicon,
+    BatchRound,
     FailedItem,
+    ingested_results,
     IngestedWord,
 )
 from stageflow_assets.vocabulary.models import WordListDoc
@@ -156,6 +161,8 @@ def claude_batch(
 @dg.asset(
     partitions_def=word_list_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"claude"},
     metadata=stages.CLAUDE_BATCH_RESULTS.metadata,
+    # no output while a follow-up batch is in flight: the rest of the ingestion run is skipped
+    output_required=False,
 )
 def claude_batch_results(
     context: dg.AssetExecutionContext, storage: StageStore, lexicon: Lexicon, claude_batch: StageManifest,
@@ -163,62 +170,148 @@ def claude_batch_results(
     """The ended batch's answers, matched to words by `custom_id` and validated (`results.json`),
     with token usage and cost at the batch rate (50%).
 
-    Items that did not succeed (errored, expired, canceled, invalid output) are listed; the
-    `word_analysis` that follows asks each of them through Messages.
+    Items that expired or errored retryably (`ids_to_rebatch`) go into a follow-up batch with the
+    same requests and custom_ids, up to the lexicon's `max_rebatch_rounds`: the stage then records
+    the follow-up (`followup_batch_id`) and yields no output, so the rest of this run is skipped;
+    `claude_batch_sensor` requests the next ingestion when the follow-up ends, which merges its
+    answers into these. Items still failing when the rounds are spent, and non-retryable errors,
+    are listed in `failed`; `word_analysis` asks each of them through Messages.
     """
     paths = storage.paths
     active = claude_batch.status == "success"
     inputs = [stage_input(paths, claude_batch, "batch")] if active else []
-    config = {"lexicon": lexicon.parameters()}
+    claude = isinstance(lexicon, ClaudeLexicon)
+    max_rounds = lexicon.max_rebatch_rounds if claude else None
+    batch = BatchDoc.model_validate_json(inputs[0].path.read_text(encoding="utf-8")) if active else None
+    # what this ingestion covers: the submitted batch, then each follow-up once recorded. A
+    # follow-up in flight is part of the config, so the next ingestion is not a reuse of this one.
+    previous = None
+    if batch is not None:
+        found = ingested_results(paths, str(context.partition_key))
+        if found is not None and found[0].batch_id == batch.batch_id:
+            previous = found[0]
+    chain = previous.chain() if previous is not None else ([batch.batch_id] if batch is not None else [])
+    config = {"lexicon": lexicon.parameters(), "max_rebatch_rounds": max_rounds, "batches": chain}
+    pending: list[str] = []
 
     def work(out: StageWriter) -> None:
         if _skip_unless_claude(lexicon, out):
             return
-        if not active:
+        if batch is None:
             out.skip(f"no batch: {claude_batch.details.get('skipped_reason', 'none submitted')}")
             return
-        batch = BatchDoc.model_validate_json(inputs[0].path.read_text(encoding="utf-8"))
-        status, counts = lexicon.claude.batch_status(batch.batch_id)
+        following = previous is not None and previous.followup_batch_id is not None
+        if following:
+            assert previous is not None and previous.followup_batch_id is not None
+            batch_id, round_no = previous.followup_batch_id, previous.followup_round or len(previous.rounds)
+            wanted = set(previous.followup_custom_ids)
+            asked_items = [f for f in previous.failed if f.custom_id in wanted]
+            items = [BatchItem(custom_id=f.custom_id, headword=f.headword, pos_hint=f.pos_hint, line=0)
+                     for f in asked_items]
+            words = list(previous.words)
+            failed_before = [f for f in previous.failed if f.custom_id not in wanted]
+            rounds = list(previous.rounds)
+        else:
+            batch_id, round_no = batch.batch_id, 0
+            items, words, failed_before, rounds = batch.items, [], [], []
+        status, counts = lexicon.claude.batch_status(batch_id)
         if status != "ended":
-            raise ProviderError(f"Claude batch {batch.batch_id} is {status}, not ended: claude_batch_sensor "
-                                "requests this ingestion when it ends", batch_id=batch.batch_id, counts=counts)
+            raise ProviderError(f"Claude batch {batch_id} is {status}, not ended: claude_batch_sensor "
+                                "requests this ingestion when it ends", batch_id=batch_id, counts=counts)
         with out.timed("download"):
-            results = lexicon.claude.batch_results(batch.batch_id, prompts.ClaudeWord)
-        words, failed = [], []
-        for item in batch.items:
+            results = lexicon.claude.batch_results(batch_id, prompts.ClaudeWord)
+        new_words, new_failed = [], []
+        for item in items:
             result = results.get(item.custom_id)
             if result is not None and result.status == "succeeded":
-                words.append(IngestedWord(custom_id=item.custom_id, headword=item.headword, pos_hint=item.pos_hint,
-                                          entry=lexicon.entry(item.headword, result.parsed)))
+                new_words.append(IngestedWord(custom_id=item.custom_id, headword=item.headword,
+                                              pos_hint=item.pos_hint, round=round_no,
+                                              entry=lexicon.entry(item.headword, result.parsed)))
                 continue
-            failed.append(FailedItem(
-                custom_id=item.custom_id, headword=item.headword, status=result.status if result else "missing",
+            new_failed.append(FailedItem(
+                custom_id=item.custom_id, headword=item.headword, pos_hint=item.pos_hint, round=round_no,
+                status=result.status if result else "missing",
                 error_type=result.error_type if result else None,
                 error_message=result.error_message if result else "no result line for this custom_id",
                 retryable=result.should_rebatch if result else True))
-        unexpected = sorted(set(results) - {i.custom_id for i in batch.items})
-        rebatchable = set(ids_to_rebatch(results))
-        usage = Usage.total(r.usage for r in results.values() if r.usage is not None)
+        unexpected = sorted(set(results) - {i.custom_id for i in items})
+        rebatchable = set(ids_to_rebatch(results)) | {f.custom_id for f in new_failed if f.status == "missing"}
+        round_usage = Usage.total(r.usage for r in results.values() if r.usage is not None)
+        rounds.append(BatchRound(round=round_no, batch_id=batch_id, custom_ids=[i.custom_id for i in items],
+                                 succeeded=len(new_words), failed=len(new_failed), request_counts=counts,
+                                 usage=round_usage))
+        words += new_words
+        failed = failed_before + new_failed
+        usage = Usage.total(r.usage for r in rounds)
+
+        # a follow-up batch of exactly the retryable failures, while rounds remain
+        retry = [f for f in new_failed if f.custom_id in rebatchable]
+        followup_id, why_not = None, None
+        if not retry:
+            why_not = "nothing to re-batch"
+        elif round_no >= (max_rounds or 0):
+            why_not = f"follow-up rounds spent ({max_rounds})"
+        elif batch.lexicon != lexicon.parameters():
+            why_not = "the lexicon settings changed since the batch was submitted"
+        else:
+            requests = [lexicon.request(f.headword, batch.language, f.pos_hint, batch.native) for f in retry]
+            assert [r.custom_id for r in requests] == [f.custom_id for f in retry]
+            with out.timed("submit_followup"):
+                followup_id = lexicon.claude.submit_batch(requests)
+            out.log(f"submitted follow-up Claude batch {followup_id} (round {round_no + 1}): "
+                    f"{len(requests)} request(s) that failed in {batch_id}")
+            pending.append(followup_id)
         doc = BatchResultsDoc(batch_id=batch.batch_id, language=batch.language, native=batch.native,
-                              lexicon=batch.lexicon, words=words, failed=failed, usage=usage)
+                              lexicon=batch.lexicon, words=words, failed=failed, usage=usage, rounds=rounds,
+                              followup_batch_id=followup_id,
+                              followup_custom_ids=[f.custom_id for f in retry] if followup_id else [],
+                              followup_round=round_no + 1 if followup_id else None)
         out.output(RESULTS_FILE, kind="batch_results", fmt="json").write_text(doc.model_dump_json(indent=1),
                                                                                encoding="utf-8")
+        to_messages = [] if followup_id else failed
         out.details.update(
-            batch_id=batch.batch_id, request_counts=counts, requests=len(batch.items), succeeded=len(words),
+            batch_id=batch.batch_id, round=round_no, round_batch_id=batch_id, request_counts=counts,
+            requests=len(batch.items), succeeded=len(words),
+            succeeded_by_round={str(r.round): r.succeeded for r in rounds},
             not_a_word=[w.headword for w in words if w.entry is None][:200],
             failed=[f.model_dump() for f in failed[:200]],
-            retryable=[f.headword for f in failed if f.custom_id in rebatchable][:200],
-            recovery="word_analysis asks every failed item through Messages", unexpected_custom_ids=unexpected[:20],
+            retryable=[f.headword for f in new_failed if f.custom_id in rebatchable][:200],
+            batches=[{"round": r.round, "batch_id": r.batch_id, "requests": len(r.custom_ids),
+                      "succeeded": r.succeeded, "failed": r.failed} for r in rounds],
+            max_rebatch_rounds=max_rounds,
+            followup_batch_id=followup_id, followup_custom_ids=[f.custom_id for f in retry] if followup_id else [],
+            recovery=(f"follow-up batch {followup_id} (round {round_no + 1}) for {len(retry)} item(s); "
+                      "claude_batch_sensor requests the next ingestion when it ends") if followup_id else
+                     (f"word_analysis asks {len(to_messages)} failed item(s) through Messages ({why_not})"
+                      if to_messages else "none needed"),
+            messages_fallback=[f.headword for f in to_messages][:200],
+            unexpected_custom_ids=unexpected[:20],
             llm_batch_usage=usage.model_dump(), cost_rate="batch (50% of the Messages price)",
         )
-        if failed:
-            out.warnings.append(f"{len(failed)} batch item(s) did not succeed "
-                                f"({', '.join(sorted({f.status for f in failed}))}): word_analysis asks them "
-                                "through Messages")
+        if to_messages:
+            out.warnings.append(f"{len(to_messages)} batch item(s) did not succeed "
+                                f"({', '.join(sorted({f.status for f in to_messages}))}): word_analysis asks them "
+                                f"through Messages ({why_not})")
         out.preview = "| headword | result | meaning |\n|---|---|---|\n" + "\n".join(
-            [f"| {cell(w.headword, 30)} | succeeded | "
+            [f"| {cell(w.headword, 30)} | succeeded (round {w.round}) | "
              f"{cell(w.entry.senses[0].definition if w.entry else '(not a word)')} |" for w in words[:10]]
-            + [f"| {cell(f.headword, 30)} | {f.status} {f.error_type or ''} | → Messages |" for f in failed[:5]])
+            + [f"| {cell(f.headword, 30)} | {f.status} {f.error_type or ''} | "
+               f"{'→ follow-up batch' if followup_id and f in retry else '→ Messages'} |" for f in failed[:5]])
+        if followup_id:
+            out.preview += f"\n\nFollow-up batch `{followup_id}` in flight: the deck is built when it is ingested."
 
-    return run_stage(context, paths, stages.CLAUDE_BATCH_RESULTS, inputs=inputs, config=config, work=work,
-                     provider_versions=lexicon.versions())
+    result = run_stage(context, paths, stages.CLAUDE_BATCH_RESULTS, inputs=inputs, config=config, work=work,
+                       provider_versions=lexicon.versions())
+    waiting = pending[0] if pending else (
+        result.value.details.get("followup_batch_id") if result.value.status == "success" else None)
+    if waiting:
+        # recorded (manifest, results.json, an observation) but not an output: analysis and the deck wait
+        directory = paths.stage_dir(stages.DOMAIN, str(context.partition_key), stages.CLAUDE_BATCH_RESULTS.dir_name)
+        write_text_atomic(directory / MANIFEST_NAME, result.value.model_dump_json(indent=2))
+        context.log.info(f"follow-up Claude batch {waiting} in flight: the rest of this run is skipped; "
+                         "claude_batch_sensor requests the next ingestion when it ends")
+        context.log_event(dg.AssetObservation(
+            asset_key=context.asset_key, partition=str(context.partition_key),
+            metadata={**result.metadata, "followup_batch_id": waiting}))
+        return
+    yield result

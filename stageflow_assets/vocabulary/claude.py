@@ -28,6 +28,7 @@ from stageflow_assets.vocabulary import prompts, stages
 from stageflow_assets.vocabulary.cards import GUID_NAMESPACE
 
 DEFAULT_BATCH_THRESHOLD = 50
+DEFAULT_MAX_REBATCH_ROUNDS = 2
 RESULTS_FILE = "results.json"
 
 
@@ -50,6 +51,9 @@ class ClaudeLexicon(Lexicon):
     max_examples: int = 2
     batch_threshold: int = Field(default=DEFAULT_BATCH_THRESHOLD,
                                  description="more words to ask than this: Message Batches")
+    max_rebatch_rounds: int = Field(
+        default=DEFAULT_MAX_REBATCH_ROUNDS, ge=0,
+        description="follow-up batches for expired / retryably errored items before asking them through Messages")
     _usage: Usage = PrivateAttr(default_factory=Usage)
 
     def languages(self) -> frozenset[str]:
@@ -132,28 +136,56 @@ class IngestedWord(BaseModel):
     headword: str
     pos_hint: str | None = None
     entry: LexEntry | None = Field(description="None: Claude says it is not a word of the language")
+    round: int = Field(default=0, description="0: the first batch; n: the n-th follow-up batch")
 
 
 class FailedItem(BaseModel):
     custom_id: str
     headword: str
+    pos_hint: str | None = None
     status: str
     error_type: str | None = None
     error_message: str | None = None
     retryable: bool
+    round: int = 0
+
+
+class BatchRound(BaseModel):
+    """One batch of the chain: the first one (round 0) or a follow-up of the items that failed retryably."""
+
+    round: int
+    batch_id: str
+    custom_ids: list[str]
+    succeeded: int = 0
+    failed: int = 0
+    request_counts: dict[str, int] = Field(default_factory=dict)
+    usage: Usage = Field(default_factory=Usage)
 
 
 class BatchResultsDoc(BaseModel):
-    """`results.json` (claude_batch_results): the answers of one ended batch by custom_id, and the
-    items that did not succeed (word_analysis asks those through Messages)."""
+    """`results.json` (claude_batch_results): the answers of one submitted batch and of its
+    follow-up batches, merged by custom_id, and the items that did not succeed.
 
-    batch_id: str
+    `followup_batch_id` set: a follow-up batch with the retryable failures is in flight; the next
+    ingestion (claude_batch_sensor requests it when it ends) merges its answers. Unset: final, and
+    word_analysis asks what is still in `failed` through Messages."""
+
+    batch_id: str = Field(description="the batch claude_batch submitted (round 0)")
     language: str
     native: str | None = None
     lexicon: dict[str, Any]
     words: list[IngestedWord]
     failed: list[FailedItem] = Field(default_factory=list)
-    usage: Usage
+    usage: Usage = Field(description="all rounds, at the batch rate")
+    rounds: list[BatchRound] = Field(default_factory=list)
+    followup_batch_id: str | None = None
+    followup_round: int | None = None
+    followup_custom_ids: list[str] = Field(default_factory=list)
+
+    def chain(self) -> list[str]:
+        """The batch ids this document ingested, plus the follow-up in flight."""
+        done = [r.batch_id for r in self.rounds] or [self.batch_id]
+        return done + ([self.followup_batch_id] if self.followup_batch_id else [])
 
 
 def stage_manifest(paths: StagePaths, spec: stages.StageSpec, job: str) -> StageManifest | None:
@@ -169,6 +201,20 @@ def submitted_batch(paths: StagePaths, job: str) -> BatchDoc | None:
         return BatchDoc.model_validate_json(paths.absolute(manifest.output("batch").path).read_text(encoding="utf-8"))
     except (KeyError, FileNotFoundError, ValueError):
         return None
+
+
+def awaited_batch(paths: StagePaths, job: str) -> tuple[str, bool] | None:
+    """(batch id, is a follow-up) of the batch this deck waits on: the submitted batch while it is
+    not ingested, then the follow-up batch in flight, if any; None when nothing is awaited."""
+    batch = submitted_batch(paths, job)
+    if batch is None:
+        return None
+    done = ingested_results(paths, job)
+    if done is None or done[0].batch_id != batch.batch_id:
+        return batch.batch_id, False
+    if done[0].followup_batch_id:
+        return done[0].followup_batch_id, True
+    return None
 
 
 def ingested_results(paths: StagePaths, job: str) -> tuple[BatchResultsDoc, Any] | None:

@@ -32,7 +32,8 @@ claude_batch_ingest_job = dg.define_asset_job(
     "claude_batch_ingest_job",
     selection=dg.AssetSelection.assets(claude_batch_results, word_analysis, pronunciation_audio, card_images,
                                        anki_deck),
-    description="Ingest an ended Claude Message Batch, then analyse (asking failed items through "
-                "Messages), speak and build the deck.",
+    description="Ingest an ended Claude Message Batch (submitting a follow-up batch for expired/errored "
+                "items while rounds remain, which skips the rest until it ends), then analyse (asking what "
+                "still failed through Messages), speak and build the deck.",
     tags=DOMAIN_TAGS,
 )

@@ -22,7 +22,7 @@ from stageflow_assets.core.pipeline import PipelineError, RunSequence, manifest_
 from stageflow_assets.vocabulary import stages
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.core.errors import BadInputError, StageError
-from stageflow_assets.vocabulary.claude import ClaudeLexicon, submitted_batch
+from stageflow_assets.vocabulary.claude import ClaudeLexicon, awaited_batch, submitted_batch
 from stageflow_assets.vocabulary.registry import register_word_list
 from stageflow_assets.vocabulary.resources import lexicon_from_env
 from stageflow_assets.vocabulary.wordlist import parse_word_list
@@ -109,19 +109,25 @@ def _batch_path(paths: StagePaths, words: Path, job: str, runs: RunSequence,
         raise PipelineError(f"{stages.CLAUDE_BATCH.dir_name} for {job} recorded no batch")
     poll, wait = _env_seconds(BATCH_POLL_ENV, 60.0), _env_seconds(BATCH_WAIT_ENV, 25 * 3600.0)
     deadline = time.monotonic() + wait
-    while True:
-        try:
-            status, counts = lexicon.claude.batch_status(batch.batch_id)
-        except StageError as exc:
-            raise PipelineError(f"Claude batch {batch.batch_id}: {exc.message}") from exc
-        if status == "ended":
-            break
-        if time.monotonic() >= deadline:
-            raise PipelineError(
-                f"Claude batch {batch.batch_id} is still {status} after {wait:g}s: rerun this command later "
-                "(it resumes the same batch), or let claude_batch_sensor ingest it under the daemon")
-        progress(f"batch {batch.batch_id}: {status} {counts}")
-        time.sleep(poll)
-    progress(f"batch {batch.batch_id}: ended; ingest, analyse, speak, build")
-    runs.run("ingest", "claude_batch_ingest_job", word_list_partitions, job)
+    # the submitted batch, then each follow-up batch an ingestion submits for failed items
+    while (awaited := awaited_batch(paths, job)) is not None:
+        batch_id, followup = awaited
+        while True:
+            try:
+                status, counts = lexicon.claude.batch_status(batch_id)
+            except StageError as exc:
+                raise PipelineError(f"Claude batch {batch_id}: {exc.message}") from exc
+            if status == "ended":
+                break
+            if time.monotonic() >= deadline:
+                raise PipelineError(
+                    f"Claude batch {batch_id} is still {status} after {wait:g}s: rerun this command later "
+                    "(it resumes the same batch), or let claude_batch_sensor ingest it under the daemon")
+            progress(f"batch {batch_id}: {status} {counts}")
+            time.sleep(poll)
+        what = "follow-up batch" if followup else "batch"
+        progress(f"{what} {batch_id}: ended; ingest, analyse, speak, build")
+        runs.run("ingest", "claude_batch_ingest_job", word_list_partitions, job)
+        if awaited_batch(paths, job) == awaited:
+            raise PipelineError(f"the ingestion of Claude batch {batch_id} recorded nothing")
     return True

@@ -4,7 +4,8 @@ Secrets (API keys) are `EnvVar`s, resolved by Dagster at run time and never writ
 the image backend exists only when `STAGEFLOW_IMAGES_URL` is set (images are off by default).
 The lexicon is WordNet unless `STAGEFLOW_LEXICON=claude` (key `ANTHROPIC_API_KEY`, API root
 `STAGEFLOW_CLAUDE_BASE_URL` for a gateway or a test server, lists with more words to ask than
-`STAGEFLOW_CLAUDE_BATCH_THRESHOLD` (default 50) through Message Batches).
+`STAGEFLOW_CLAUDE_BATCH_THRESHOLD` (default 50) through Message Batches, with up to
+`STAGEFLOW_CLAUDE_MAX_REBATCH_ROUNDS` (default 2) follow-up batches for expired/errored items).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from stageflow_assets.providers.lexicon import Lexicon, WordNetLexicon
 from stageflow_assets.providers.llm import ClaudeResource
 from stageflow_assets.providers.tts import EspeakTTS
 from stageflow_assets.vocabulary.checks import VocabularyChecks
-from stageflow_assets.vocabulary.claude import DEFAULT_BATCH_THRESHOLD, ClaudeLexicon
+from stageflow_assets.vocabulary.claude import DEFAULT_BATCH_THRESHOLD, DEFAULT_MAX_REBATCH_ROUNDS, ClaudeLexicon
 
 ANKICONNECT_URL_ENV = "STAGEFLOW_ANKICONNECT_URL"
 ANKICONNECT_KEY_ENV = "STAGEFLOW_ANKICONNECT_KEY"
@@ -33,6 +34,7 @@ LEXICON_ENV = "STAGEFLOW_LEXICON"
 CLAUDE_KEY_ENV = "ANTHROPIC_API_KEY"
 CLAUDE_BASE_URL_ENV = "STAGEFLOW_CLAUDE_BASE_URL"
 BATCH_THRESHOLD_ENV = "STAGEFLOW_CLAUDE_BATCH_THRESHOLD"
+REBATCH_ROUNDS_ENV = "STAGEFLOW_CLAUDE_MAX_REBATCH_ROUNDS"
 
 
 def _env(name: str):
@@ -56,13 +58,18 @@ def lexicon_from_env(resolve_secrets: bool = False) -> Lexicon:
     else:
         # an unset EnvVar would fail every step listing the resource, WordNet runs included
         key = dg.EnvVar(CLAUDE_KEY_ENV) if os.environ.get(CLAUDE_KEY_ENV) else ""
-    raw = os.environ.get(BATCH_THRESHOLD_ENV) or str(DEFAULT_BATCH_THRESHOLD)
-    try:
-        threshold = int(raw)
-    except ValueError:
-        raise BadInputError(f"{BATCH_THRESHOLD_ENV}={raw!r} is not a whole number") from None
+    numbers = {}
+    for name, default in ((BATCH_THRESHOLD_ENV, DEFAULT_BATCH_THRESHOLD), (REBATCH_ROUNDS_ENV, DEFAULT_MAX_REBATCH_ROUNDS)):
+        raw = os.environ.get(name) or str(default)
+        try:
+            numbers[name] = int(raw)
+        except ValueError:
+            raise BadInputError(f"{name}={raw!r} is not a whole number") from None
+        if name == REBATCH_ROUNDS_ENV and numbers[name] < 0:
+            raise BadInputError(f"{name}={raw!r} is negative")
     claude = ClaudeResource(api_key=key, base_url=os.environ.get(CLAUDE_BASE_URL_ENV) or None)
-    return ClaudeLexicon(claude=claude, batch_threshold=threshold)
+    return ClaudeLexicon(claude=claude, batch_threshold=numbers[BATCH_THRESHOLD_ENV],
+                         max_rebatch_rounds=numbers[REBATCH_ROUNDS_ENV])
 
 
 def vocabulary_resources() -> dict[str, dg.ConfigurableResource]:

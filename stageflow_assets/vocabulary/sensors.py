@@ -19,7 +19,7 @@ from stageflow_assets.core.errors import BadInputError, StageError
 from stageflow_assets.core.keys import sampled_content_hash
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.lexicon import Lexicon
-from stageflow_assets.vocabulary.claude import ClaudeLexicon, ingested_results, submitted_batch
+from stageflow_assets.vocabulary.claude import ClaudeLexicon, awaited_batch, submitted_batch
 from stageflow_assets.core.stage import JOB_TAG
 from stageflow_assets.vocabulary.jobs import claude_batch_ingest_job, claude_batch_job, vocabulary_deck_job
 from stageflow_assets.vocabulary.partitions import word_list_partitions
@@ -101,8 +101,9 @@ def words_inbox_sensor(context: dg.SensorEvaluationContext, storage: StageStore)
 
 @dg.sensor(
     job=claude_batch_ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Polls each deck's submitted Claude Message Batch (one status call per open batch per "
-                "tick) and requests its ingestion run when the batch ends.",
+    description="Polls each deck's submitted Claude Message Batch, then its follow-up batch if the "
+                "ingestion submitted one (one status call per open batch per tick), and requests an "
+                "ingestion run when it ends.",
 )
 def claude_batch_sensor(context: dg.SensorEvaluationContext, storage: StageStore, lexicon: Lexicon):
     if not isinstance(lexicon, ClaudeLexicon):
@@ -116,13 +117,16 @@ def claude_batch_sensor(context: dg.SensorEvaluationContext, storage: StageStore
         if batch is None:
             continue
         current.add(batch.batch_id)
-        if batch.batch_id in handled:
+        # the submitted batch until it is ingested, then the follow-up batch in flight, if any
+        awaited = awaited_batch(storage.paths, job)
+        if awaited is None:
+            handled.setdefault(batch.batch_id, job)  # ingested already (e.g. by the CLI)
             continue
-        done = ingested_results(storage.paths, job)
-        if done is not None and done[0].batch_id == batch.batch_id:
-            handled[batch.batch_id] = job  # ingested already (e.g. by the CLI)
+        batch_id = awaited[0]
+        current.add(batch_id)
+        if batch_id in handled:
             continue
-        open_batches.append((job, batch.batch_id))
+        open_batches.append((job, batch_id))
     requests = []
     for job, batch_id in open_batches[:MAX_BATCH_POLLS_PER_TICK]:
         try:

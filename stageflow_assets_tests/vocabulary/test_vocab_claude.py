@@ -4,8 +4,10 @@
   the deck carries Claude's meanings and translations, usage and cost are in the metadata;
   529 then success and invalid JSON then valid on the lexicon itself.
 - Message Batches: prepare → submit → sensor ticks (in progress: nothing; ended: one run request)
-  → ingest with one errored and one expired item, both recovered through Messages → full deck,
-  usage at the batch rate; and the same path driven by the CLI, which polls by itself.
+  → ingest with one errored (api_error) and one expired item → a follow-up batch of exactly those
+  two → the sensor requests another ingestion when it ends → full deck, no Messages call, usage of
+  both batches at the batch rate; and the CLI, which polls by itself, follow-up batch included,
+  where the follow-up fails again (rounds spent) and a non-retryable error → Messages fallback.
 - The API key is never in a manifest, stage log, stage file, materialization metadata or .apkg.
 """
 
@@ -283,29 +285,74 @@ def test_batch_flow_prepare_submit_sensor_ingest(fake_anthropic, tmp_path):
         third = tick(second.cursor)  # requested already: no request, no status call
         assert third.run_requests == [] and len(fake_anthropic.calls(status_path, "GET")) == 2
 
-        # ingest (the requested run), analysis, audio, deck
+        # the first ingestion: 3 answers; the errored (api_error) and the expired item go into a
+        # follow-up batch with exactly their requests; analysis and the deck wait for it
         job_def = defs.resolve_job_def(claude_batch_sensor.job_name)
         ingest = job_def.execute_in_process(instance=instance, partition_key=request.partition_key,
                                             tags=request.tags)
         assert ingest.success
+        skipped = {e.step_key for e in ingest.all_events if e.event_type_value == "STEP_SKIPPED"}
+        assert {"word_analysis", "pronunciation_audio", "anki_deck"} <= skipped
+        assert not stage_dir(deck, stages.WORD_ANALYSIS).exists()
 
         results = manifest(deck, stages.CLAUDE_BATCH_RESULTS)["details"]
-        assert results["batch_id"] == batch_id and results["succeeded"] == 3
+        assert results["batch_id"] == batch_id and results["succeeded"] == 3 and results["round"] == 0
         assert {(f["headword"], f["status"], f["error_type"]) for f in results["failed"]} == {
             (ERRORED, "errored", "api_error"), (EXPIRED, "expired", None)}
         assert sorted(results["retryable"]) == sorted([ERRORED, EXPIRED])
-        lines = [line["result"]["message"]["usage"] for line in batch.results if line["result"]["type"] == "succeeded"]
+        followup_id = results["followup_batch_id"]
+        assert list(fake_anthropic.batches) == [batch_id, followup_id]
+        followup = fake_anthropic.batches[followup_id]
+        assert sorted(r["custom_id"] for r in followup.requests) == sorted([ids[ERRORED], ids[EXPIRED]])
+        assert sorted(results["followup_custom_ids"]) == sorted([ids[ERRORED], ids[EXPIRED]])
+        by_id = {r["custom_id"]: r["params"] for r in batch.requests}
+        assert all(r["params"] == by_id[r["custom_id"]] for r in followup.requests)  # the same requests
+        assert results["messages_fallback"] == []
+        assert not fake_anthropic.calls()  # nothing through Messages
+        lines0 = [line["result"]["message"]["usage"] for line in batch.results if line["result"]["type"] == "succeeded"]
+        assert results["llm_batch_usage"]["requests"] == 3
+        observed = instance.fetch_observations(dg.AssetKey("claude_batch_results"), limit=10).records
+        assert observed[0].asset_observation.metadata["followup_batch_id"].value == followup_id
+
+        # the sensor polls the follow-up batch (this time its items succeed) and requests another ingestion
+        fake_anthropic.batch_outcomes = {}
+        followup_path = f"/v1/messages/batches/{followup_id}"
+        first_polls = len(fake_anthropic.calls(status_path, "GET"))
+        fourth = tick(third.cursor)
+        assert fourth.run_requests == [] and len(fake_anthropic.calls(followup_path, "GET")) == 1
+        fifth = tick(fourth.cursor)
+        (request,) = fifth.run_requests
+        assert request.run_key == f"{job}:{followup_id}" and request.tags[BATCH_TAG] == followup_id
+        assert len(fake_anthropic.calls(status_path, "GET")) == first_polls  # the first batch: not polled again
+        assert tick(fifth.cursor).run_requests == []
+
+        # the second ingestion merges the follow-up's answers: the deck is complete, no Messages call
+        ingest = job_def.execute_in_process(instance=instance, partition_key=request.partition_key,
+                                            tags=request.tags)
+        assert ingest.success
+        results = manifest(deck, stages.CLAUDE_BATCH_RESULTS)
+        assert results["config"]["batches"] == [batch_id, followup_id] and not results["reused"]
+        results = results["details"]
+        assert results["batch_id"] == batch_id and results["round"] == 1 and results["round_batch_id"] == followup_id
+        assert results["succeeded"] == 5 and results["failed"] == [] and results["followup_batch_id"] is None
+        assert results["succeeded_by_round"] == {"0": 3, "1": 2}
+        assert [b["batch_id"] for b in results["batches"]] == [batch_id, followup_id]
+        lines1 = [line["result"]["message"]["usage"] for line in followup.results]
+        lines = lines0 + lines1
         usage = results["llm_batch_usage"]
-        assert usage["requests"] == 3 and usage["input_tokens"] == sum(u["input_tokens"] for u in lines)
+        assert usage["requests"] == 5 and usage["input_tokens"] == sum(u["input_tokens"] for u in lines)
         assert usage["cost_usd"] == pytest.approx(expected_cost(lines, batch=True))
         assert usage["cost_usd"] == pytest.approx(expected_cost(lines, batch=False) / 2)
+        assert not fake_anthropic.calls()  # no per-word Messages call at all
+        assert len(fake_anthropic.batches) == 2
 
-        # the two failed items were asked through Messages, nothing else
-        assert sorted(headword_of(c.body) for c in fake_anthropic.calls()) == sorted([ERRORED, EXPIRED])
         analysis = manifest(deck, stages.WORD_ANALYSIS)
         details = analysis["details"]
-        assert details["answered_by_batch"] == 3 and details["asked_by_messages"] == 2
-        assert details["llm_usage"]["requests"] == 2 and details["llm_batch_usage"] == usage
+        assert details["answered_by_batch"] == 5 and details["asked_by_messages"] == 0
+        assert details["answered_by_followup_batch"] == 2
+        assert details["word_paths"] == {w: "follow-up batch 1" if w in (ERRORED, EXPIRED) else "batch"
+                                         for w in BATCH_WORDS}
+        assert details["llm_usage"]["requests"] == 0 and details["llm_batch_usage"] == usage
         assert details["known_words"] == 5 and details["batch_id"] == batch_id
         assert any(i["kind"] == "batch_results" for i in analysis["inputs"])
 
@@ -313,41 +360,67 @@ def test_batch_flow_prepare_submit_sensor_ingest(fake_anthropic, tmp_path):
             (stage_dir(deck, stages.ANKI_DECK) / "notes.json").read_text())["notes"]}
         assert set(notes) == set(BATCH_WORDS)
         for word in BATCH_WORDS:
-            via = "messages" if word in (ERRORED, EXPIRED) else "batch"
-            assert f"{via} meaning of {word}" in notes[word]["Meanings"], (word, notes[word])
+            assert f"batch meaning of {word}" in notes[word]["Meanings"], (word, notes[word])
             assert notes[word]["Translation"] == f"es-{word}" and notes[word]["Audio"]
 
         # materialization metadata carries usage and cost
         meta = instance.get_latest_materialization_event(dg.AssetKey("claude_batch_results")).asset_materialization.metadata
         assert meta["llm_batch_usage"].value["cost_usd"] == usage["cost_usd"]
         meta = instance.get_latest_materialization_event(dg.AssetKey("word_analysis")).asset_materialization.metadata
-        assert meta["llm_usage"].value["requests"] == 2
+        assert meta["llm_usage"].value["requests"] == 0
+
+        # ingesting again with nothing new reuses the merged results: no new batch, no call
+        calls = len(fake_anthropic.requests)
+        again = job_def.execute_in_process(instance=instance, partition_key=job)
+        assert again.success and manifest(deck, stages.CLAUDE_BATCH_RESULTS)["reused"]
+        assert len(fake_anthropic.batches) == 2 and not fake_anthropic.calls()
+        assert len(fake_anthropic.requests) == calls
         assert_key_nowhere(deck, instance=instance)
 
 
-def test_batch_path_through_the_cli(fake_anthropic, tmp_path):
+def test_batch_path_through_the_cli_followup_fails_then_messages(fake_anthropic, tmp_path):
+    """The CLI waits for the follow-up batch too; an item that expires again once the rounds are
+    spent (here 1), and a non-retryable error (never re-batched), are asked through Messages."""
     deck = "Claude::BatchCLI"
     words = tmp_path / "list.txt"
-    words.write_text("apple\nbread\ncheese\nzzqx\n", encoding="utf-8")
+    words.write_text("apple\nbread\ncheese\nzzqx\nmelon\n", encoding="utf-8")
+    bread, melon = custom_id_for("en", "bread", None), custom_id_for("en", "melon", None)
     fake_anthropic.batch_polls = 2
-    fake_anthropic.batch_outcomes = {custom_id_for("en", "bread", None): "expired"}
+    # bread expires in every batch; melon's request is rejected (not worth a follow-up)
+    fake_anthropic.batch_outcomes = {bread: "expired", melon: "invalid_request_error"}
     fake_anthropic.batch_handler = lambda cid, params: answer(headword_of(params), "batch")
     fake_anthropic.handler = messages_handler
-    env = claude_env(fake_anthropic, STAGEFLOW_CLAUDE_BATCH_THRESHOLD="3", STAGEFLOW_CLAUDE_BATCH_POLL_S="0.05")
+    env = claude_env(fake_anthropic, STAGEFLOW_CLAUDE_BATCH_THRESHOLD="3", STAGEFLOW_CLAUDE_BATCH_POLL_S="0.05",
+                     STAGEFLOW_CLAUDE_MAX_REBATCH_ROUNDS="1")
 
     result = run_cli("vocab", words, "--deck", deck, "--out", tmp_path / "out", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert [r.split()[-1] for r in result.value("run")] == ["batch", "ingest"]
+    assert [r.split()[-1] for r in result.value("run")] == ["batch", "ingest", "ingest"]
     assert "in_progress" in result.stderr  # it polled and said so
-    (batch_id,) = fake_anthropic.batches
+    batch_id, followup_id = fake_anthropic.batches
+    assert f"follow-up batch {followup_id}: ended" in result.stderr
     assert len(fake_anthropic.calls(f"/v1/messages/batches/{batch_id}", "GET")) >= 3
-    assert [headword_of(c.body) for c in fake_anthropic.calls()] == ["bread"]  # the expired item
+    assert len(fake_anthropic.calls(f"/v1/messages/batches/{followup_id}", "GET")) >= 3
+    assert [r["custom_id"] for r in fake_anthropic.batches[followup_id].requests] == [bread]
+    assert sorted(headword_of(c.body) for c in fake_anthropic.calls()) == ["bread", "melon"]
 
     notes = apkg_notes(tmp_path / "out" / "claude-batchcli.apkg")
     assert "batch meaning of apple" in notes["apple"]["Meanings"]
     assert "messages meaning of bread" in notes["bread"]["Meanings"]
+    assert "messages meaning of melon" in notes["melon"]["Meanings"]
     assert notes["zzqx"]["Meanings"] == "" and result.value("unknown") == ["zzqx"]
-    details = manifest(deck, stages.CLAUDE_BATCH_RESULTS)["details"]
-    assert details["succeeded"] == 3 and details["not_a_word"] == ["zzqx"]
-    assert details["llm_batch_usage"]["cost_usd"] > 0
+    results = manifest(deck, stages.CLAUDE_BATCH_RESULTS)
+    assert results["config"]["batches"] == [batch_id, followup_id]
+    details = results["details"]
+    assert details["succeeded"] == 3 and details["not_a_word"] == ["zzqx"] and details["followup_batch_id"] is None
+    assert {(f["headword"], f["status"], f["error_type"], f["round"], f["retryable"]) for f in details["failed"]} == {
+        ("bread", "expired", None, 1, True), ("melon", "errored", "invalid_request_error", 0, False)}
+    assert sorted(details["messages_fallback"]) == ["bread", "melon"]
+    assert "follow-up rounds spent (1)" in details["recovery"]
+    assert any("follow-up rounds spent" in w for w in results["warnings"])
+    assert details["llm_batch_usage"]["cost_usd"] > 0 and details["llm_batch_usage"]["requests"] == 3
+    analysis = manifest(deck, stages.WORD_ANALYSIS)["details"]
+    assert analysis["word_paths"] == {"apple": "batch", "bread": "messages", "cheese": "batch", "zzqx": "batch",
+                                      "melon": "messages"}
+    assert analysis["asked_by_messages"] == 2 and analysis["llm_usage"]["requests"] == 2
     assert_key_nowhere(deck, tmp_path / "out" / "claude-batchcli.apkg")
