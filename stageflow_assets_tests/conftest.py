@@ -36,6 +36,23 @@ def _isolated_homes(tmp_path_factory):
             os.environ[key] = value
 
 
+@pytest.fixture
+def instance():
+    """A persistent test instance (sensor ticks need one with a ref)."""
+    import dagster as dg
+
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A storage resource rooted in the test's own directory."""
+    from stageflow_assets.core.storage import StageStore
+
+    return StageStore(home=str(tmp_path / "stageflow"))
+
+
 @dataclass
 class CliResult:
     returncode: int

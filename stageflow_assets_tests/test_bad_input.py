@@ -25,7 +25,7 @@ from stageflow_assets.core.manifest import FAILED_MANIFEST_NAME, MANIFEST_NAME
 from stageflow_assets.core.paths import TEMP_MARK
 from stageflow_assets.core.stage import STAGE_LOG_NAME
 from stageflow_assets.subtitles import stages
-from stageflow_assets.subtitles.registry import JOB_FILE
+from stageflow_assets.core.registry import JOB_FILE
 from stageflow_assets_tests.conftest import REPO, CliResult, run_cli
 
 STAGE_DIRS = [

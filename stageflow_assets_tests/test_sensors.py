@@ -32,17 +32,6 @@ from stageflow_assets.subtitles.sensors import SETTLE_SECONDS, video_inbox_senso
 PARTITIONS = subtitle_job_partitions.name
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
-
-
-@pytest.fixture
-def store(tmp_path) -> StageStore:
-    return StageStore(home=str(tmp_path / "stageflow"))
-
-
 def inbox(store: StageStore) -> Path:
     path = store.paths.inbox("videos")
     path.mkdir(parents=True, exist_ok=True)

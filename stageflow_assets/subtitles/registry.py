@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.keys import job_key_for_file
-from stageflow_assets.core.paths import StagePaths, write_text_atomic
+from stageflow_assets.core.paths import StagePaths
+from stageflow_assets.core.registry import read_record, write_record
 from stageflow_assets.subtitles.stages import DOMAIN
-
-JOB_FILE = "job.json"
 
 
 class VideoJob(BaseModel):
@@ -38,21 +37,13 @@ def register_video(paths: StagePaths, video: Path, glossary: Path | None = None)
         registered_at=datetime.now(timezone.utc),
         glossary_path=str(glossary.expanduser().resolve()) if glossary else None,
     )
-    write_text_atomic(paths.job_dir(DOMAIN, job) / JOB_FILE, record.model_dump_json(indent=2))
+    write_record(paths, DOMAIN, job, record)
     return record
 
 
 def load_job(paths: StagePaths, job: str) -> VideoJob:
-    path = paths.job_dir(DOMAIN, job) / JOB_FILE
-    try:
-        return VideoJob.model_validate_json(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValidationError) as exc:
-        raise BadInputError(
-            f"job {job} has no registered video: run `stageflow subtitles VIDEO` or drop the "
-            "video into the inbox",
-            job=job,
-            registry=str(path),
-        ) from exc
+    return read_record(paths, DOMAIN, job, VideoJob, f"job {job} has no registered video: run "
+                       "`stageflow subtitles VIDEO` or drop the video into the inbox")
 
 
 def global_glossary(paths: StagePaths) -> Path:

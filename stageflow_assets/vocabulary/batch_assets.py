@@ -148,8 +148,7 @@ def claude_batch(
         with out.timed("submit"):
             batch_id = lexicon.claude.submit_batch(requests)
         out.log(f"submitted Claude batch {batch_id}: {len(requests)} requests")
-        batch = BatchDoc(batch_id=batch_id, submitted_at=datetime.now(timezone.utc), language=doc.language,
-                         native=doc.native, lexicon=doc.lexicon, items=doc.items)
+        batch = BatchDoc(**doc.model_dump(), batch_id=batch_id, submitted_at=datetime.now(timezone.utc))
         out.output("batch.json", kind="batch", fmt="json").write_text(batch.model_dump_json(indent=1), encoding="utf-8")
         out.details.update(batch_id=batch_id, requests=len(requests), model=doc.lexicon.get("model"))
         out.preview = f"Claude batch `{batch_id}`: {len(requests)} requests, submitted {batch.submitted_at:%Y-%m-%d %H:%M} UTC"

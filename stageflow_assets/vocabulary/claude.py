@@ -120,15 +120,11 @@ class BatchRequestsDoc(BaseModel):
     items: list[BatchItem]
 
 
-class BatchDoc(BaseModel):
-    """`batch.json` (claude_batch): the submitted batch."""
+class BatchDoc(BatchRequestsDoc):
+    """`batch.json` (claude_batch): the submitted batch, with the requests it carries."""
 
     batch_id: str
     submitted_at: datetime
-    language: str
-    native: str | None = None
-    lexicon: dict[str, Any]
-    items: list[BatchItem]
 
 
 class IngestedWord(BaseModel):

@@ -6,16 +6,12 @@ import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.keys import KEY_PATTERN, slug
-from stageflow_assets.core.paths import StagePaths, write_text_atomic
+from stageflow_assets.core.paths import StagePaths
+from stageflow_assets.core.registry import read_record, write_record
 from stageflow_assets.vocabulary.models import VocabJob
 from stageflow_assets.vocabulary.stages import DOMAIN
-
-JOB_FILE = "job.json"
-
 
 def deck_key(deck: str) -> str:
     """`<deck slug>-<8 hex of the exact name>`: `Spanish::Food` and `Spanish Food` stay apart."""
@@ -38,16 +34,10 @@ def register_word_list(paths: StagePaths, source: Path, deck: str, language: str
         language=language.lower(), native=native.lower() if native else None, reverse=reverse,
         registered_at=datetime.now(timezone.utc),
     )
-    write_text_atomic(paths.job_dir(DOMAIN, record.job) / JOB_FILE, record.model_dump_json(indent=2))
+    write_record(paths, DOMAIN, record.job, record)
     return record
 
 
 def load_word_list_job(paths: StagePaths, job: str) -> VocabJob:
-    path = paths.job_dir(DOMAIN, job) / JOB_FILE
-    try:
-        return VocabJob.model_validate_json(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValidationError) as exc:
-        raise BadInputError(
-            f"word list {job} is not registered: run `stageflow vocab WORDS --deck NAME` or drop "
-            "the list into the words inbox", job=job, registry=str(path),
-        ) from exc
+    return read_record(paths, DOMAIN, job, VocabJob, f"word list {job} is not registered: run "
+                       "`stageflow vocab WORDS --deck NAME` or drop the list into the words inbox")

@@ -20,17 +20,6 @@ from stageflow_assets.vocabulary.sensors import deck_settings, words_inbox_senso
 PARTITIONS = word_list_partitions.name
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
-
-
-@pytest.fixture
-def store(tmp_path) -> StageStore:
-    return StageStore(home=str(tmp_path / "stageflow"))
-
-
 def drop(store: StageStore, name: str, text: str, age: float = 60.0) -> Path:
     inbox = store.paths.inbox("words")
     inbox.mkdir(parents=True, exist_ok=True)
