@@ -152,6 +152,13 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def open_home(home: Path):
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(home)  # dagster.yaml's storage base_dir comes from it
+    return dg.DagsterInstance.from_config(str(home))
+
+
 def init_dagster_template(home: Path) -> float:
     """A SQLite instance as `stageflow` would create it, schema included; returns the seconds it took."""
     import dagster as dg
@@ -159,7 +166,7 @@ def init_dagster_template(home: Path) -> float:
     home.mkdir(parents=True)
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     t0 = time.perf_counter()
-    instance = dg.DagsterInstance.from_config(str(home))
+    instance = open_home(home)
     took = time.perf_counter() - t0
     instance.dispose()
     return took
@@ -289,7 +296,7 @@ def analyse_a(proc: Proc, iteration: Path) -> ATiming:
         manifests[(m["stage"], m["partition"])] = m
 
     result = ATiming(proc)
-    instance = dg.DagsterInstance.from_config(str(iteration / "dagster"))
+    instance = open_home(iteration / "dagster")
     try:
         records = sorted(instance.get_run_records(), key=lambda r: r.create_timestamp)
         for record in records:
