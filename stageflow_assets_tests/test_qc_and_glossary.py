@@ -69,3 +69,28 @@ def test_glossary_terms_are_forced_through_apertium():
     assert "canalización" in restored[1]
     assert glossary.missing_terms(lines, restored, terms) == {}
     assert glossary.missing_terms(lines, ["El Dagster es rápido.", "x"], terms) == {1: ["canalización"], 2: ["canalización"]}
+
+
+def test_installed_apertium_pairs_are_what_apertium_lists(tmp_path, monkeypatch):
+    """The pairs are read from the script's data dir (no process); they must equal `apertium -l`."""
+    import subprocess
+
+    from stageflow_assets.providers import translate
+
+    listed = frozenset(subprocess.run(["apertium", "-l"], capture_output=True, text=True, check=True).stdout.split())
+    translate._modes.cache_clear()
+    assert translate._modes("apertium") == listed
+    assert {"eng-spa", "eng-cat"} <= listed
+    assert ApertiumTranslator().mode_for("en", "ca") == "eng-cat"
+    # a binary that is not the apertium script is asked with `-l`
+    other = tmp_path / "other-apertium"
+    other.write_text("#!/bin/sh\necho '  xxx-yyy'\n")
+    other.chmod(0o755)
+    assert translate._modes(str(other)) == frozenset({"xxx-yyy"})
+    # and APERTIUM_DATADIR is honoured as the script honours it
+    (tmp_path / "data" / "modes").mkdir(parents=True)
+    (tmp_path / "data" / "modes" / "eng-zzz.mode").write_text("")
+    monkeypatch.setenv("APERTIUM_DATADIR", str(tmp_path / "data"))
+    translate._modes.cache_clear()
+    assert translate._modes("apertium") == frozenset({"eng-zzz"})
+    translate._modes.cache_clear()

@@ -21,8 +21,12 @@ class PipelineError(Exception):
         self.run_id = run_id
 
 
+def stage_manifest(paths: StagePaths, spec: StageSpec, job: str, lang: str | None = None) -> StageManifest | None:
+    return read_manifest(paths.stage_dir(spec.domain, job, spec.dir_name, lang) / MANIFEST_NAME)
+
+
 def manifest_for(paths: StagePaths, spec: StageSpec, job: str, lang: str | None = None) -> StageManifest:
-    manifest = read_manifest(paths.stage_dir(spec.domain, job, spec.dir_name, lang) / MANIFEST_NAME)
+    manifest = stage_manifest(paths, spec, job, lang)
     if manifest is None:
         raise PipelineError(f"{spec.dir_name} for {job} has no manifest")
     return manifest

@@ -30,13 +30,18 @@ def dagster_home() -> Path:
     return Path(value).expanduser().resolve() if value else project_root() / ".dagster_home"
 
 
+def cache_dir() -> Path:
+    """What stageflow can always make again (models, tool versions): `$XDG_CACHE_HOME/stageflow`."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "stageflow"
+
+
 def model_cache_dir() -> Path:
     """Reassembled offline models; shared across homes so tests don't rebuild 145 MB each time."""
     value = os.environ.get("STAGEFLOW_MODEL_CACHE")
     if value:
         return Path(value).expanduser().resolve()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "stageflow" / "models"
+    return cache_dir() / "models"
 
 
 def configured_languages() -> tuple[str, ...]:

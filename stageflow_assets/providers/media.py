@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import dagster as dg
 from pydantic import BaseModel
 
 from stageflow_assets.core.errors import BadInputError, ProviderError
-from stageflow_assets.providers.process import last_line, run_tool
+from stageflow_assets.providers.process import last_line, run_tool, tool_version
 
 
 class StreamInfo(BaseModel):
@@ -38,12 +37,6 @@ class SubtitleTrack(BaseModel):
     title: str
 
 
-@functools.lru_cache(maxsize=8)
-def _version(binary: str) -> str:
-    result = run_tool([binary, "-version"], timeout_s=30)
-    return result.stdout.splitlines()[0] if result.stdout else "unknown"
-
-
 def _rate(value: str | None) -> float | None:
     """ffprobe's "25/1" or "30000/1001" as frames per second; "0/0" means unknown."""
     try:
@@ -62,7 +55,7 @@ class MediaTools(dg.ConfigurableResource):
     timeout_s: float = 4 * 3600
 
     def versions(self) -> dict[str, str]:
-        return {"ffmpeg": _version(self.ffmpeg)}
+        return {"ffmpeg": tool_version(self.ffmpeg)}
 
     def probe(self, path: Path) -> ProbeResult:
         """Streams and duration; a file ffprobe cannot read is bad input, not a crash."""

@@ -7,7 +7,9 @@ and on Linux the child also gets SIGKILL if the run process itself dies (PDEATHS
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -100,3 +102,43 @@ def run_tool(
 def last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
+
+
+def tool_version(binary: str, flag: str = "-version") -> str:
+    """The first line `binary flag` prints (e.g. "ffmpeg version 5.1.9-0+deb12u1 ...").
+
+    A stage's fingerprint includes its tools' versions, so every CLI process would run the
+    tool once just to ask (ffmpeg loads ~100 shared libraries: ~70 ms). The answer is kept
+    in the stageflow cache, keyed by the binary's resolved path, size and modification time:
+    a changed binary is asked again.
+    """
+    path = shutil.which(binary)
+    if path is None:
+        raise ProviderError(f"{binary} is not installed or not on PATH", tool=binary)
+    real = os.path.realpath(path)
+    stat = os.stat(real)
+    key = f"{real}|{stat.st_size}|{stat.st_mtime_ns}|{flag}"
+    found = _VERSIONS.get(key)
+    if found is not None:
+        return found
+    from stageflow_assets.core.paths import write_text_atomic
+    from stageflow_assets.core.settings import cache_dir
+
+    cache = cache_dir() / "tool-versions.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        result = run_tool([real, flag], timeout_s=30)
+        known[key] = result.stdout.splitlines()[0] if result.stdout.strip() else "unknown"
+        try:
+            write_text_atomic(cache, json.dumps(known, indent=1, sort_keys=True))
+        except OSError:
+            pass  # a read-only cache only costs the question next time
+    _VERSIONS[key] = known[key]
+    return known[key]
+
+
+_VERSIONS: dict[str, str] = {}
+

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
+import shutil
+from pathlib import Path
 
 import dagster as dg
 
@@ -15,10 +18,38 @@ from stageflow_assets.providers.process import run_tool
 _MARKED = re.compile(r"(?<![\w])[*@#](?=\w)")
 
 
+# the `apertium` script's own default: APERTIUM_DATADIR="${APERTIUM_DATADIR:-/usr/share/apertium}"
+_DATADIR_DEFAULT = re.compile(r'^APERTIUM_DATADIR="\$\{APERTIUM_DATADIR:-([^}"]+)\}"', re.MULTILINE)
+
+
 @functools.lru_cache(maxsize=4)
 def _modes(binary: str) -> frozenset[str]:
+    """The installed pairs, as `apertium -l` lists them: the `*.mode` files in its data dir.
+
+    Read directly where the script says its data dir is (a process less per language run);
+    `apertium -l` itself for anything else.
+    """
+    modes_dir = _modes_dir(binary)
+    if modes_dir is not None:
+        return frozenset(p.stem for p in modes_dir.glob("*.mode"))
     result = run_tool([binary, "-l"], timeout_s=30)
     return frozenset(line.strip() for line in result.stdout.splitlines() if line.strip())
+
+
+def _modes_dir(binary: str) -> Path | None:
+    path = shutil.which(binary)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return None
+    found = _DATADIR_DEFAULT.search(head)
+    if found is None:
+        return None
+    modes = Path(os.environ.get("APERTIUM_DATADIR") or found.group(1)) / "modes"
+    return modes if modes.is_dir() else None
 
 
 def _match_initial_case(source: str, translated: str) -> str:

@@ -7,7 +7,6 @@ always lands in the same file, which is what lets a stage reuse it and Anki dedu
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from stageflow_assets.core.errors import ProviderError
-from stageflow_assets.providers.process import run_tool
+from stageflow_assets.providers.process import run_tool, tool_version
 
 # ISO 639-1 → espeak-ng voice where the bare code is not the voice people expect
 _VOICES = {"en": "en-us", "pt": "pt-br", "zh": "cmn", "fr": "fr-fr"}
@@ -24,9 +23,8 @@ ENCODER = ("-codec:a", "libmp3lame", "-qscale:a", "5", "-ac", "1", "-ar", "22050
 AUDIO_RECIPE = "1"
 
 
-@functools.lru_cache(maxsize=4)
 def _espeak_version(binary: str) -> str:
-    out = run_tool([binary, "--version"], timeout_s=30).stdout
+    out = tool_version(binary, "--version")  # "eSpeak NG text-to-speech: 1.51  Data at: ..."
     parts = out.split(":")[1].split() if ":" in out else out.split()
     return parts[0] if parts else "unknown"
 

@@ -10,7 +10,7 @@ from typing import Callable
 import dagster as dg
 
 from stageflow_assets.core.paths import StagePaths, atomic_path
-from stageflow_assets.core.pipeline import PipelineError, RunSequence, manifest_for
+from stageflow_assets.core.pipeline import PipelineError, RunSequence, manifest_for, stage_manifest
 from stageflow_assets.core.runs import settle_heap
 from stageflow_assets.subtitles import stages
 from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
@@ -44,6 +44,8 @@ def run_subtitles(
     instance.add_dynamic_partitions(subtitle_job_partitions.name, [job])
     result = SubtitleResult(job=job)
     runs = RunSequence(instance, job, force, progress, result.runs)
+    if force or not _transcript_done(paths, job):
+        _preload_asr()
     progress(f"job {job}: probe, demux, transcribe")
     runs.run("source, audio, transcript", "subtitle_source_job", subtitle_job_partitions, job)
     result.detected_language = manifest_for(paths, stages.TRANSCRIPT, job).details.get("language")
@@ -63,6 +65,21 @@ def run_subtitles(
     if out_dir is not None:
         result.deliverables = copy_deliverables(paths, job, languages, out_dir, container)
     return result
+
+
+def _transcript_done(paths: StagePaths, job: str) -> bool:
+    manifest = stage_manifest(paths, stages.TRANSCRIPT, job)
+    return manifest is not None and manifest.status == "success"
+
+
+def _preload_asr() -> None:
+    """Load the Whisper model while the source run starts (it runs in this process)."""
+    from stageflow_assets.definitions import defs
+    from stageflow_assets.providers.asr import WhisperASR
+
+    asr = defs.resources.get("asr")
+    if isinstance(asr, WhisperASR):
+        asr.preload()
 
 
 def copy_deliverables(
