@@ -161,8 +161,6 @@ def open_home(home: Path):
 
 def init_dagster_template(home: Path) -> float:
     """A SQLite instance as `stageflow` would create it, schema included; returns the seconds it took."""
-    import dagster as dg
-
     home.mkdir(parents=True)
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     t0 = time.perf_counter()
@@ -286,7 +284,6 @@ class ATiming:
 
 
 def analyse_a(proc: Proc, iteration: Path) -> ATiming:
-    import dagster as dg
     from dagster import DagsterEventType as E
 
     job = next(l.split(":", 1)[1].strip() for l in proc.stdout.splitlines() if l.startswith("job:"))

@@ -36,7 +36,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 
 import sqlalchemy as db
 from dagster._core.execution.compute_logs import redirect_to_file
@@ -118,6 +118,22 @@ class _PooledConnect:
     """`connect()` for Dagster's single-file SQLite storages (runs.db, schedules.db)."""
 
     _conn_string: str
+    _db_name: str  # runs / schedules
+    _tables: tuple[str, ...]  # what Dagster's `from_local` would create if missing
+
+    @classmethod
+    def from_local(cls, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        """Dagster's `from_local`, without its alembic look-up when the database is set up.
+
+        Dagster's checks the stamped revision against alembic's head, which parses every
+        migration script (~25 ms per database per process), and only acts when either is
+        missing. A database with a stamped revision and its tables is opened as it is;
+        anything else goes through Dagster's own code.
+        """
+        path = os.path.join(base_dir, f"{cls._db_name}.db")
+        if os.path.isfile(path) and _is_set_up(path, cls._tables):
+            return cls(create_db_conn_string(base_dir, cls._db_name), inst_data)
+        return super().from_local(base_dir, inst_data)  # type: ignore[misc]
 
     @property
     def _engines(self) -> _Engines:
@@ -137,12 +153,27 @@ class _PooledConnect:
         self._engines.dispose()
 
 
+def _is_set_up(path: str, tables: tuple[str, ...]) -> bool:
+    import sqlite3
+
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT_SECONDS)) as conn:
+            present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"alembic_version", *tables} <= present:
+                return False
+            return conn.execute("SELECT version_num FROM alembic_version").fetchone() is not None
+    except sqlite3.Error:
+        return False
+
+
 class PooledSqliteRunStorage(_PooledConnect, SqliteRunStorage):
-    pass
+    _db_name = "runs"
+    _tables = ("runs", "instance_info")
 
 
 class PooledSqliteScheduleStorage(_PooledConnect, SqliteScheduleStorage):
-    pass
+    _db_name = "schedules"
+    _tables = ("jobs",)
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):

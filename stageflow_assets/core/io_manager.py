@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from stageflow_assets.core.manifest import MANIFEST_NAME, StageManifest
-from stageflow_assets.core.paths import write_text_atomic
-from stageflow_assets.core.stage import StageSpec, partition_parts, read_manifest
+from stageflow_assets.core.manifest import MANIFEST_NAME, StageManifest, read_manifest
+from stageflow_assets.core.paths import StageSpec, write_text_atomic
+from stageflow_assets.core.stage import partition_parts
 from stageflow_assets.core.storage import StageStore
 
 FAN_IN = "stageflow/fan_in"

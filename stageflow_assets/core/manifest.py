@@ -6,11 +6,15 @@ Written as `manifest.json` in the stage dir and mirrored in the materialization 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from stageflow_assets.core.hashing import sha256_json
+
+if TYPE_CHECKING:
+    from stageflow_assets.core.paths import StagePaths, StageSpec
 
 MANIFEST_NAME = "manifest.json"
 FAILED_MANIFEST_NAME = "manifest.failed.json"
@@ -71,3 +75,15 @@ class StageManifest(BaseModel):
         return sha256_json(
             {"outputs": sorted((r.kind, r.sha256) for r in self.outputs), "status": self.status}
         )[:16]
+
+
+def read_manifest(path: Path) -> StageManifest | None:
+    try:
+        return StageManifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValidationError, ValueError):
+        return None
+
+
+def stage_manifest(paths: StagePaths, spec: StageSpec, job: str, lang: str | None = None) -> StageManifest | None:
+    """A stage's current manifest for one partition, if it has one."""
+    return read_manifest(paths.stage_dir(spec.domain, job, spec.dir_name, lang) / MANIFEST_NAME)

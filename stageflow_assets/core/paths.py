@@ -7,7 +7,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from stageflow_assets.core.keys import KEY_PATTERN
 
@@ -48,6 +48,22 @@ class StagePaths:
 
     def absolute(self, stored: str) -> Path:
         return self.root / stored  # an absolute `stored` stays as it is
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage's place on disk: `ROOT/<domain>/<job>/<dir_name>[/<lang>]`."""
+
+    domain: str
+    dir_name: str
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {"stageflow/domain": self.domain, "stageflow/stage_dir": self.dir_name}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> "StageSpec":
+        return cls(metadata["stageflow/domain"], metadata["stageflow/stage_dir"])
 
 
 def temp_name(final: Path, run_id: str) -> Path:

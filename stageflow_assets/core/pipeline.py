@@ -7,10 +7,10 @@ from typing import Any, Callable
 
 import dagster as dg
 
-from stageflow_assets.core.manifest import MANIFEST_NAME, StageManifest
-from stageflow_assets.core.paths import StagePaths
-from stageflow_assets.core.runs import execute_partition
-from stageflow_assets.core.stage import FORCE_TAG, JOB_TAG, StageSpec, read_manifest
+from stageflow_assets.core.manifest import StageManifest, stage_manifest
+from stageflow_assets.core.paths import StagePaths, StageSpec
+from stageflow_assets.core.runs import execute_partition, settle_heap
+from stageflow_assets.core.stage import FORCE_TAG, JOB_TAG
 
 
 class PipelineError(Exception):
@@ -19,10 +19,6 @@ class PipelineError(Exception):
     def __init__(self, message: str, run_id: str | None = None) -> None:
         super().__init__(message)
         self.run_id = run_id
-
-
-def stage_manifest(paths: StagePaths, spec: StageSpec, job: str, lang: str | None = None) -> StageManifest | None:
-    return read_manifest(paths.stage_dir(spec.domain, job, spec.dir_name, lang) / MANIFEST_NAME)
 
 
 def manifest_for(paths: StagePaths, spec: StageSpec, job: str, lang: str | None = None) -> StageManifest:
@@ -41,6 +37,10 @@ class RunSequence:
     force: bool = False
     progress: Callable[[str], None] = lambda _: None
     runs: list[tuple[str, str]] = field(default_factory=list)  # (what, run id)
+
+    def __post_init__(self) -> None:
+        # a CLI process runs one job's runs and exits: settle the loaded heap before them
+        settle_heap()
 
     @property
     def tags(self) -> dict[str, str]:

@@ -101,6 +101,7 @@ def reexecute_from_failure(instance: dg.DagsterInstance, run_id: str) -> RunOutc
     A run whose process was killed stays STARTED forever without the monitoring daemon;
     if its recorded process is gone it is marked failed first.
     """
+    settle_heap()
     run = instance.get_run_by_id(run_id)
     if run is None:
         raise LookupError(f"no run {run_id} in this instance")

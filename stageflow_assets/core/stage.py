@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import dagster as dg
-from pydantic import ValidationError
 
 from stageflow_assets.core.errors import BadInputError, StageError
 from stageflow_assets.core.hashing import sha256_file, sha256_json
@@ -29,9 +28,10 @@ from stageflow_assets.core.manifest import (
     ErrorRecord,
     FileRecord,
     StageManifest,
+    read_manifest,
 )
 from stageflow_assets.core.metadata import manifest_metadata
-from stageflow_assets.core.paths import TEMP_MARK, StagePaths, temp_name, write_text_atomic
+from stageflow_assets.core.paths import TEMP_MARK, StagePaths, StageSpec, temp_name, write_text_atomic
 
 FORCE_TAG = "stageflow/force"
 # every run that touches a job carries its key, whoever launched it (CLI, sensor, automation,
@@ -41,35 +41,12 @@ STAGE_LOG_NAME = "stage.log"
 _KEEP = {MANIFEST_NAME, FAILED_MANIFEST_NAME, STAGE_LOG_NAME}
 
 
-@dataclass(frozen=True)
-class StageSpec:
-    """A stage's place on disk: `ROOT/<domain>/<job>/<dir_name>[/<lang>]`."""
-
-    domain: str
-    dir_name: str
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        return {"stageflow/domain": self.domain, "stageflow/stage_dir": self.dir_name}
-
-    @classmethod
-    def from_metadata(cls, metadata: dict[str, Any]) -> "StageSpec":
-        return cls(metadata["stageflow/domain"], metadata["stageflow/stage_dir"])
-
-
 def partition_parts(partition_key: Any) -> tuple[str, str | None]:
     """(job, lang) from a `job` key or a `job × lang` MultiPartitionKey."""
     dims = getattr(partition_key, "keys_by_dimension", None)
     if dims:
         return dims["job"], dims.get("lang")
     return str(partition_key), None
-
-
-def read_manifest(path: Path) -> StageManifest | None:
-    try:
-        return StageManifest.model_validate_json(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValidationError, ValueError):
-        return None
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Where each subtitle stage lives on disk (`ROOT/subtitles/<job>/<dir>[/<lang>]`)."""
 
-from stageflow_assets.core.stage import StageSpec
+from stageflow_assets.core.paths import StageSpec
 
 DOMAIN = "subtitles"
 SOURCE_VIDEO = StageSpec(DOMAIN, "01_source_video")

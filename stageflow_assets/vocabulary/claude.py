@@ -19,9 +19,8 @@ from typing import Any
 import pycountry
 from pydantic import BaseModel, Field, PrivateAttr
 
-from stageflow_assets.core.manifest import MANIFEST_NAME, StageManifest
+from stageflow_assets.core.manifest import stage_manifest
 from stageflow_assets.core.paths import StagePaths
-from stageflow_assets.core.stage import read_manifest
 from stageflow_assets.providers.lexicon import LexEntry, Lexicon, Sense
 from stageflow_assets.providers.llm import BatchRequest, ClaudeResource, Usage
 from stageflow_assets.vocabulary import prompts, stages
@@ -182,10 +181,6 @@ class BatchResultsDoc(BaseModel):
         """The batch ids this document ingested, plus the follow-up in flight."""
         done = [r.batch_id for r in self.rounds] or [self.batch_id]
         return done + ([self.followup_batch_id] if self.followup_batch_id else [])
-
-
-def stage_manifest(paths: StagePaths, spec: stages.StageSpec, job: str) -> StageManifest | None:
-    return read_manifest(paths.stage_dir(spec.domain, job, spec.dir_name) / MANIFEST_NAME)
 
 
 def submitted_batch(paths: StagePaths, job: str) -> BatchDoc | None:

@@ -1,6 +1,6 @@
 """Where each vocabulary stage lives on disk (`ROOT/vocabulary/<job>/<dir>`)."""
 
-from stageflow_assets.core.stage import StageSpec
+from stageflow_assets.core.paths import StageSpec
 
 DOMAIN = "vocabulary"
 WORD_LIST = StageSpec(DOMAIN, "01_word_list")
