@@ -9,6 +9,9 @@ STAMP := $(VENV)/.stageflow-installed
 .PHONY: install system-deps demo test ui bench clean whisperx
 
 install: system-deps $(STAMP)
+	@# bytecode for the package itself (pip compiles dependencies; an editable install does not,
+	@# and with PYTHONDONTWRITEBYTECODE set every start would compile it again: ~80 ms)
+	@$(BIN)/python -m compileall -q stageflow_assets
 
 # Debian packages: installed with apt-get when root, otherwise one line saying what to install.
 system-deps:
