@@ -13,8 +13,8 @@ import dagster as dg
 
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.keys import slug
-from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageInput, StageWriter, run_stage
+from stageflow_assets.core.manifest import StageManifest, stage_manifest
+from stageflow_assets.core.stage import FORCE_TAG, StageInput, StageWriter, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.asr import Transcript, WhisperASR
 from stageflow_assets.providers.asr_whisperx import transcript_pool
@@ -45,7 +45,7 @@ def stage_input(paths, manifest: StageManifest, kind: str) -> StageInput:
     kinds={"ffmpeg"},
     metadata=stages.SOURCE_VIDEO.metadata,
 )
-def source_video(context: dg.AssetExecutionContext, storage: StageStore, media: MediaTools):
+def source_video(context: dg.AssetExecutionContext, storage: StageStore, media: MediaTools, asr: WhisperASR):
     """The registered video of one job, probed (duration, streams) and kept in its stage dir.
 
     Partitioned by job: each registered video is one partition. Files without an audio
@@ -54,6 +54,7 @@ def source_video(context: dg.AssetExecutionContext, storage: StageStore, media: 
     paths = storage.paths
     job = load_job(paths, str(context.partition_key))
     source = Path(job.source_path)
+    warm_whisper(context, paths, job.job, asr)
 
     def work(out: StageWriter) -> None:
         probe = media.probe(source)
@@ -85,6 +86,33 @@ def source_video(context: dg.AssetExecutionContext, storage: StageStore, media: 
         config={"registered_as": job.original_name},
         provider_versions=media.versions(), work=work,
     )
+
+
+IN_PROCESS_EXECUTORS = ("in_process", "execute_in_process_executor")  # every step in this process
+
+
+def warm_whisper(context: dg.AssetExecutionContext, paths, job: str, asr: WhisperASR) -> bool:
+    """Start loading the Whisper model while this run probes and demuxes, if it transcribes next.
+
+    The run executes in this process (in-process executor), so its transcript step then finds
+    the model loaded (~0.5 s: importing faster-whisper and reading the model). Started here,
+    once the run is planned, rather than when the CLI starts: there it competed with importing
+    Dagster and planning for the two cores (bench/subtitles_overhead.py). Not for whisperX (it
+    loads its own pipeline), nor when the transcript is there already (a re-run reuses it).
+    """
+    if not isinstance(asr, WhisperASR) or context.job_def.executor_def.name not in IN_PROCESS_EXECUTORS:
+        return False
+    run = context.run  # what this run executes: its asset selection, its steps (a re-execution)
+    if run.asset_selection and dg.AssetKey("transcript") not in run.asset_selection:  # empty: all
+        return False
+    steps = run.step_keys_to_execute
+    if "transcript" not in (steps if steps is not None else context.job_def.graph.node_names()):
+        return False
+    done = stage_manifest(paths, stages.TRANSCRIPT, job)
+    if context.run.tags.get(FORCE_TAG) != "true" and done is not None and done.status == "success":
+        return False
+    asr.preload()
+    return True
 
 
 @dg.asset(

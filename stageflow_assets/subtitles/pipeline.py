@@ -10,9 +10,7 @@ from typing import Callable
 import dagster as dg
 
 from stageflow_assets.core.paths import StagePaths, atomic_path
-from stageflow_assets.core.manifest import stage_manifest
 from stageflow_assets.core.pipeline import PipelineError, RunSequence, manifest_for
-from stageflow_assets.providers import whisper_models
 from stageflow_assets.subtitles import stages
 from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
 from stageflow_assets.subtitles.registry import register_video
@@ -43,7 +41,6 @@ def run_subtitles(
     instance.add_dynamic_partitions(subtitle_job_partitions.name, [job])
     result = SubtitleResult(job=job)
     runs = RunSequence(instance, job, force, progress, result.runs)
-    preload_whisper(paths, job, force)
     progress(f"job {job}: probe, demux, transcribe")
     runs.run("source, audio, transcript", "subtitle_source_job", subtitle_job_partitions, job)
     result.detected_language = manifest_for(paths, stages.TRANSCRIPT, job).details.get("language")
@@ -63,26 +60,6 @@ def run_subtitles(
     if out_dir is not None:
         result.deliverables = copy_deliverables(paths, job, languages, out_dir, container)
     return result
-
-
-def preload_whisper(paths: StagePaths, job: str, force: bool) -> bool:
-    """Start loading the job's Whisper model in a background thread; True if started.
-
-    The source run runs in this process, so the model loads while Dagster starts that run
-    and ffprobe and ffmpeg probe and demux (the main thread mostly waits on them); the
-    transcript step then finds it loaded. Started earlier, before Dagster is imported, the
-    load competed with those imports for the two cores and start-up took ~0.7 s longer
-    (bench/subtitles_overhead.py). Skipped when the transcript is there already (a re-run
-    reuses it) and for whisperX (its resource loads its own pipeline).
-    """
-    settings = whisper_models.faster_whisper_settings_from_env()
-    if settings is None:
-        return False
-    done = stage_manifest(paths, stages.TRANSCRIPT, job)
-    if not force and done is not None and done.status == "success":
-        return False
-    whisper_models.preload(**settings)
-    return True
 
 
 def copy_deliverables(
