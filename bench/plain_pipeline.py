@@ -16,10 +16,10 @@ and QC are milliseconds of pure Python and Apertium's cost is per call (start-up
 dictionaries), so the cut barely moves the comparison; the benchmark prints both cue counts.
 
 What it leaves out on purpose, so that it counts as stageflow's cost: Dagster, the stage
-runtime (hashing, manifests, reuse checks), the `ffmpeg -version` / `apertium -l` /
-pycountry look-ups stageflow makes for fingerprints and container tags (here the pairs
-and tags are written down), the styled ASS file, QC and glossary work of the subtitle
-stages, and copying deliverables (written in place here).
+runtime (hashing, manifests, reuse checks), the look-ups stageflow makes for fingerprints,
+pairs and container tags (`ffmpeg -version`, cached per binary; Apertium's modes directory;
+pycountry; here the pairs and tags are written down), the styled ASS file, QC and glossary
+work of the subtitle stages, and copying deliverables (written in place here).
 
 It must not import dagster or the stageflow asset code (it checks that before it exits):
 only `whisper_models.ensure_bundled_model` and `settings.model_cache_dir`, which are plain.
@@ -47,7 +47,7 @@ import pysubs2  # noqa: E402
 from stageflow_assets.core.settings import model_cache_dir  # noqa: E402
 from stageflow_assets.providers.whisper_models import ensure_bundled_model  # noqa: E402
 
-# what stageflow derives at run time (apertium -l, pycountry), fixed for the languages benchmarked
+# what stageflow derives at run time (Apertium's modes, pycountry), fixed for the languages benchmarked
 APERTIUM_MODES = {("en", "es"): "eng-spa", ("en", "ca"): "eng-cat"}
 CONTAINER_TAGS = {"es": ("spa", "Spanish"), "ca": ("cat", "Catalan")}
 
