@@ -201,8 +201,11 @@ def run() -> None:
         print(code, file=sys.stderr)
         code = 1
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # e.g. `stageflow stages | head -1`
+            pass
     os._exit(code or 0)
 
 
