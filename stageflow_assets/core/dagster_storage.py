@@ -135,12 +135,9 @@ class _PooledConnect:
             return cls(create_db_conn_string(base_dir, cls._db_name), inst_data)
         return super().from_local(base_dir, inst_data)  # type: ignore[misc]
 
-    @property
-    def _engines(self) -> _Engines:
-        engines = self.__dict__.get("_stageflow_engines")
-        if engines is None:
-            engines = self.__dict__["_stageflow_engines"] = _Engines()
-        return engines
+    def __init__(self, *args, **kwargs) -> None:
+        self._engines = _Engines()
+        super().__init__(*args, **kwargs)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -178,7 +175,7 @@ class PooledSqliteScheduleStorage(_PooledConnect, SqliteScheduleStorage):
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
-        self._pool = _Engines(max_engines=MAX_OPEN_RUN_SHARDS + 1)
+        self._engines = _Engines(max_engines=MAX_OPEN_RUN_SHARDS + 1)
         super().__init__(base_dir, inst_data)
         self._template = os.path.join(self._base_dir, f".empty-run-shard-{dagster_version}.sqlite")
         if not os.path.exists(self._template):
@@ -202,7 +199,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         with self._db_lock:
             if shard not in self._initialized_dbs and self._create_from_template(shard):
                 self._initialized_dbs.add(shard)
-            engine = self._pool.get(self.conn_string_for_shard(shard))
+            engine = self._engines.get(self.conn_string_for_shard(shard))
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
@@ -238,13 +235,13 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         return True
 
     def has_table(self, table_name: str) -> bool:
-        engine = self._pool.get(self.conn_string_for_shard(INDEX_SHARD_NAME))
+        engine = self._engines.get(self.conn_string_for_shard(INDEX_SHARD_NAME))
         with engine.connect() as conn:
             return bool(engine.dialect.has_table(conn, table_name))
 
     def dispose(self) -> None:
         super().dispose()
-        self._pool.dispose()
+        self._engines.dispose()
 
 
 def _wrote(conn: Connection) -> bool:
