@@ -43,8 +43,8 @@ class WhisperASR(dg.ConfigurableResource):
 
     model: str = whisper_models.BUNDLED_NAME
     device: str = "cpu"
-    compute_type: str = whisper_models.DEFAULT_COMPUTE_TYPE
-    cpu_threads: int = whisper_models.DEFAULT_CPU_THREADS
+    compute_type: str = "int8"
+    cpu_threads: int = 0
     beam_size: int = 5
     vad_filter: bool = False
     local_files_only: bool = True
@@ -74,18 +74,31 @@ class WhisperASR(dg.ConfigurableResource):
         return {"faster-whisper": version("faster-whisper"), "ctranslate2": version("ctranslate2")}
 
     def preload(self) -> threading.Thread:
-        """Start loading the model in a background thread; `transcribe` then waits for it."""
-        return whisper_models.preload(self.model, self.device, self.compute_type, self.cpu_threads,
-                                      self.local_files_only, self.model_cache)
+        """Start loading the model in a background thread; `transcribe` then waits for it.
+
+        A failure here is left to `transcribe`, which loads again and reports it.
+        """
+        def load() -> None:
+            try:
+                self._model()
+            except Exception:  # noqa: BLE001 - transcribe() reports it
+                pass
+
+        thread = threading.Thread(target=load, name="whisper-preload", daemon=True)
+        thread.start()
+        return thread
+
+    def _model(self):
+        return whisper_models.load_model(
+            self.model_path(), self.device, self.compute_type, self.cpu_threads, self.local_files_only,
+        )
 
     def transcribe(
         self, wav: Path, language: str | None = None, task: str = "transcribe", hotwords: str | None = None,
     ) -> Transcript:
         """`task="translate"` is Whisper's own speech translation into English; `hotwords`
         biases decoding towards given terms (a glossary's target terms)."""
-        model = whisper_models.load_model(
-            self.model_path(), self.device, self.compute_type, self.cpu_threads, self.local_files_only,
-        )
+        model = self._model()
         try:
             segments, info = model.transcribe(
                 str(wav),

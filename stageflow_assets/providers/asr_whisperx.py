@@ -29,11 +29,6 @@ from pydantic import Field, PrivateAttr
 
 from stageflow_assets.core.errors import ProviderError
 from stageflow_assets.providers import whisper_models
-from stageflow_assets.providers.whisper_models import (
-    asr_device_from_env,
-    faster_whisper_settings_from_env,
-    split_device,
-)
 from stageflow_assets.providers.asr import Segment, Transcript, Word, WhisperASR
 
 log = logging.getLogger(__name__)
@@ -74,6 +69,11 @@ def _import_whisperx():
     import whisperx
 
     return whisperx
+
+
+def _split_device(device: str) -> tuple[str, int]:
+    kind, _, index = device.partition(":")
+    return kind, int(index) if index else 0
 
 
 _LOCK = threading.RLock()  # loads and runs: whisperX's pipeline keeps per-call state (tokenizer)
@@ -117,7 +117,7 @@ class WhisperXASR(dg.ConfigurableResource):
     def resolved_compute_type(self) -> str:
         if self.compute_type != "auto":
             return self.compute_type
-        return "int8" if split_device(self.device)[0] == "cpu" else "float16"
+        return "int8" if _split_device(self.device)[0] == "cpu" else "float16"
 
     def _threads(self) -> int:
         return self.cpu_threads or os.cpu_count() or 4
@@ -207,7 +207,7 @@ class WhisperXASR(dg.ConfigurableResource):
                     whisperx = _import_whisperx()
                     try:
                         model, meta = whisperx.load_align_model(
-                            language_code=language, device=split_device(self.device)[0],
+                            language_code=language, device=_split_device(self.device)[0],
                             model_name=name, model_dir=self.align_model_dir, model_cache_only=True,
                         )
                         _ALIGNERS[key] = (model, meta)
@@ -232,7 +232,7 @@ class WhisperXASR(dg.ConfigurableResource):
 
     # -- models -----------------------------------------------------------------------------
     def _pipeline(self):
-        kind, index = split_device(self.device)
+        kind, index = _split_device(self.device)
         key = (self.model_path(), kind, index, self.resolved_compute_type(), self._threads(),
                self.beam_size, self.batch_size, self.vad_method)
         with _LOCK:
@@ -254,7 +254,7 @@ class WhisperXASR(dg.ConfigurableResource):
             return _PIPELINES[key]
 
     def _diarizer(self):
-        kind, index = split_device(self.device)
+        kind, index = _split_device(self.device)
         key = (self.diarize_model, kind, index)
         with _LOCK:
             if key not in _DIARIZERS:
@@ -291,7 +291,7 @@ class WhisperXASR(dg.ConfigurableResource):
                     try:
                         aligned = whisperx.align(
                             result["segments"], align_model, align_meta, audio,
-                            split_device(self.device)[0], interpolate_method=self.interpolate_method,
+                            _split_device(self.device)[0], interpolate_method=self.interpolate_method,
                             return_char_alignments=False,
                         )
                         segments, alignment = _from_aligned(aligned["segments"], lang), ALIGNED
@@ -376,9 +376,25 @@ def _from_aligned(aligned: list[dict], language: str) -> list[SpeakerSegment]:
 
 
 # -- selection at definitions time -------------------------------------------------------------
+BACKENDS = ("faster-whisper", "whisperx")
+
+
+def asr_backend_from_env() -> str:
+    """`STAGEFLOW_ASR_BACKEND`: faster-whisper (default) or whisperx."""
+    backend = os.environ.get("STAGEFLOW_ASR_BACKEND", "").strip().lower() or "faster-whisper"
+    if backend not in BACKENDS:
+        raise ValueError(f"STAGEFLOW_ASR_BACKEND={backend!r}: choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def asr_device_from_env() -> str:
+    """`STAGEFLOW_ASR_DEVICE`: cpu (default), cuda or cuda:N."""
+    return os.environ.get("STAGEFLOW_ASR_DEVICE", "").strip().lower() or "cpu"
+
+
 def pool_for_device(device: str) -> str | None:
     """Steps on an accelerator share the `gpu` pool (limit 1 in dagster.yaml); CPU steps none."""
-    return None if split_device(device)[0] == "cpu" else "gpu"
+    return None if _split_device(device)[0] == "cpu" else "gpu"
 
 
 def transcript_pool() -> str | None:
@@ -387,8 +403,10 @@ def transcript_pool() -> str | None:
 
 def asr_resource_from_env() -> WhisperASR | WhisperXASR:
     """The `asr` resource for the configured backend and device."""
-    settings = faster_whisper_settings_from_env()
-    if settings is None:
+    device = asr_device_from_env()
+    if asr_backend_from_env() == "whisperx":
         token = dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None
-        return WhisperXASR(device=asr_device_from_env(), hf_token=token)
-    return WhisperASR(**settings)
+        return WhisperXASR(device=device, hf_token=token)
+    if device == "cpu":
+        return WhisperASR()
+    return WhisperASR(device=_split_device(device)[0], compute_type="float16")

@@ -90,42 +90,9 @@ def ensure_bundled_model(cache_dir: Path) -> Path:
     return target
 
 
-# -- faster-whisper models in this process (no Dagster here: the CLI starts a load before
-#    it imports Dagster) ---------------------------------------------------------------------
-BACKENDS = ("faster-whisper", "whisperx")
-DEFAULT_COMPUTE_TYPE = "int8"  # on CPU; float16 on an accelerator
-DEFAULT_CPU_THREADS = 0  # CTranslate2's default: one per core
-
+# -- faster-whisper models in this process ---------------------------------------------------
 _MODELS: dict[tuple, Any] = {}
 _MODELS_LOCK = threading.Lock()
-
-
-def asr_backend_from_env() -> str:
-    """`STAGEFLOW_ASR_BACKEND`: faster-whisper (default) or whisperx."""
-    backend = os.environ.get("STAGEFLOW_ASR_BACKEND", "").strip().lower() or "faster-whisper"
-    if backend not in BACKENDS:
-        raise ValueError(f"STAGEFLOW_ASR_BACKEND={backend!r}: choose one of {', '.join(BACKENDS)}")
-    return backend
-
-
-def asr_device_from_env() -> str:
-    """`STAGEFLOW_ASR_DEVICE`: cpu (default), cuda or cuda:N."""
-    return os.environ.get("STAGEFLOW_ASR_DEVICE", "").strip().lower() or "cpu"
-
-
-def split_device(device: str) -> tuple[str, int]:
-    kind, _, index = device.partition(":")
-    return kind, int(index) if index else 0
-
-
-def faster_whisper_settings_from_env() -> dict[str, str] | None:
-    """The faster-whisper `asr` resource's settings for this environment; None for whisperX."""
-    if asr_backend_from_env() != "faster-whisper":
-        return None
-    device = asr_device_from_env()
-    if device == "cpu":
-        return {}
-    return {"device": split_device(device)[0], "compute_type": "float16"}
 
 
 def load_model(path: str, device: str, compute_type: str, cpu_threads: int, local_only: bool):
@@ -169,24 +136,6 @@ def _construct(path: str, device: str, compute_type: str, cpu_threads: int, loca
             model=path,
         ) from exc
     return built["model"]
-
-
-def preload(model: str = BUNDLED_NAME, device: str = "cpu", compute_type: str = DEFAULT_COMPUTE_TYPE,
-            cpu_threads: int = DEFAULT_CPU_THREADS, local_files_only: bool = True,
-            model_cache: str | None = None) -> threading.Thread:
-    """Start loading a model in a background thread; `load_model` with the same settings waits for it.
-
-    A failure here is left to the step's own load, which reports it as a ProviderError.
-    """
-    def load() -> None:
-        try:
-            load_model(resolve_model(model, model_cache), device, compute_type, cpu_threads, local_files_only)
-        except Exception:  # noqa: BLE001 - the step's load reports it
-            pass
-
-    thread = threading.Thread(target=load, name="whisper-preload", daemon=True)
-    thread.start()
-    return thread
 
 
 if __name__ == "__main__":
