@@ -7,8 +7,9 @@ model (copied from stageflow_assets/providers/*.py; keep them in step): ffprobe 
 video, the ffmpeg demux to 16 kHz mono WAV, ffprobe of that WAV (the truncation check),
 faster-whisper base int8 on CPU (beam 5, word timestamps, language detection; the model
 built in a background thread from the start, as stageflow's CLI does),
-`apertium eng-spa` / `eng-cat` over one paragraph per cue, pysubs2 SRT + WebVTT, and the same
-ffmpeg mux into MKV.
+`apertium eng-spa` / `eng-cat` over one paragraph per cue and pysubs2 SRT + WebVTT (the
+languages side by side in threads, up to one per usable CPU, as stageflow runs a video's
+language runs side by side), and the same ffmpeg mux into MKV.
 
 Cue cutting and line breaking are a plain version of stageflow's (its first cut: <= 70
 characters, <= 7 s, cut at pauses and sentence ends). stageflow's segmenter, line breaker
@@ -35,11 +36,13 @@ T_START = time.perf_counter()
 
 import argparse  # noqa: E402 - after the clock starts: imports are part of the cost
 import json  # noqa: E402
+import os  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import textwrap  # noqa: E402
 import threading  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pysubs2  # noqa: E402
@@ -201,31 +204,37 @@ def main() -> int:
     else:
         cues = cues_from_words([w for s in transcript for w in s["words"]])
 
-    srts: list[tuple[str, Path]] = []
-    for lang in args.languages:
-        with Phase(f"translate_{lang}"):
-            flat = [" ".join(text.split()) for _, _, text in cues]
-            if lang == heard:
-                texts = flat
-            else:
-                # one cue per paragraph, as providers/translate.py sends them (a blank line is a
-                # break Apertium never moves words across)
-                raw = tool(["apertium", APERTIUM_MODES[(heard, lang)]], input_text="\n\n".join(flat) + "\n")
-                out = [part.strip() for part in re.split(r"\n[ \t]*\n", raw.strip("\n"))]
-                if len(out) != len(flat):
-                    sys.exit(f"apertium returned {len(out)} lines for {len(flat)} cues")
-                texts = [" ".join(_MARKED.sub("", line).split()) for line in out]
-            (work / f"translation.{lang}.json").write_text(json.dumps(
-                [{"start": s, "end": e, "text": t, "source": src}
-                 for (s, e, src), t in zip(cues, texts)], indent=1), encoding="utf-8")
-        with Phase("subtitles"):
-            subs = pysubs2.SSAFile()
-            for (cue_start, cue_end, _), text in zip(cues, texts):
-                subs.append(pysubs2.SSAEvent(start=round(cue_start * 1000),
-                                             end=round(cue_end * 1000), text=r"\N".join(wrap(text))))
-            for fmt in ("srt", "vtt"):
-                subs.save(str(args.out / f"{name}.{lang}.{fmt}"), format_=fmt)
-        srts.append((lang, args.out / f"{name}.{lang}.srt"))
+    def one_language(lang: str) -> tuple[Path, float]:
+        t0 = time.perf_counter()
+        flat = [" ".join(text.split()) for _, _, text in cues]
+        if lang == heard:
+            texts = flat
+        else:
+            # one cue per paragraph, as providers/translate.py sends them (a blank line is a
+            # break Apertium never moves words across)
+            raw = tool(["apertium", APERTIUM_MODES[(heard, lang)]], input_text="\n\n".join(flat) + "\n")
+            out = [part.strip() for part in re.split(r"\n[ \t]*\n", raw.strip("\n"))]
+            if len(out) != len(flat):
+                sys.exit(f"apertium returned {len(out)} lines for {len(flat)} cues")
+            texts = [" ".join(_MARKED.sub("", line).split()) for line in out]
+        (work / f"translation.{lang}.json").write_text(json.dumps(
+            [{"start": s, "end": e, "text": t, "source": src}
+             for (s, e, src), t in zip(cues, texts)], indent=1), encoding="utf-8")
+        subs = pysubs2.SSAFile()
+        for (cue_start, cue_end, _), text in zip(cues, texts):
+            subs.append(pysubs2.SSAEvent(start=round(cue_start * 1000),
+                                         end=round(cue_end * 1000), text=r"\N".join(wrap(text))))
+        for fmt in ("srt", "vtt"):
+            subs.save(str(args.out / f"{name}.{lang}.{fmt}"), format_=fmt)
+        return args.out / f"{name}.{lang}.srt", time.perf_counter() - t0
+
+    # the languages side by side, as stageflow runs them (up to one per usable CPU)
+    with Phase("languages"):
+        workers = max(1, min(len(args.languages), len(os.sched_getaffinity(0))))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            done = list(pool.map(one_language, args.languages))
+    srts = [(lang, path) for lang, (path, _) in zip(args.languages, done)]
+    per_language = {lang: round(took, 4) for lang, (_, took) in zip(args.languages, done)}
 
     with Phase("mux"):
         cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(args.video)]
@@ -250,6 +259,8 @@ def main() -> int:
         "phases": {k: round(v, 4) for k, v in phases.items()},
         # overlapped with probe and demux: not on the critical path, not in `phases`
         "background": {k: round(v, 4) for k, v in loaded["background"].items()},
+        # each language's translation + subtitles, side by side within the `languages` phase
+        "per_language": per_language,
         "language": heard,
         "asr_fallback": fell_back,
         "audio_s": round(asr_info.duration, 3),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from stageflow_assets.core.settings import configured_languages, project_root
+from stageflow_assets.core.settings import configured_languages, parallel_runs, project_root
 
 
 def _fail(message: str, run_id: str | None = None, code: int = 1) -> None:
@@ -57,6 +57,10 @@ def subtitles(
         _fail(f"{glossary}: no such glossary file", code=2)
     if burn_in and burn_in.lower() not in [l.lower() for l in languages]:
         _fail(f"--burn-in {burn_in}: burn in one of the --lang languages", code=2)
+    try:
+        parallel_runs()
+    except ValueError as exc:
+        _fail(str(exc), code=2)
 
     from stageflow_assets.core.storage import StageStore
     from stageflow_assets.subtitles.pipeline import PipelineError, run_subtitles

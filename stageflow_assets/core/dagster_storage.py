@@ -72,14 +72,18 @@ class _Engines:
         self._lock = threading.Lock()
         _OPEN.add(self)
 
+    def _forget_inherited(self) -> None:
+        if self._pid != os.getpid():
+            # connections inherited through fork belong to the parent: never use or close them
+            # (closing one could checkpoint and remove a WAL the parent is writing)
+            for engine in self._engines.values():
+                engine.dispose(close=False)
+            self._engines.clear()
+            self._pid = os.getpid()
+
     def get(self, url: str) -> Engine:
         with self._lock:
-            if self._pid != os.getpid():
-                # connections inherited through fork belong to the parent: never touch them
-                for engine in self._engines.values():
-                    engine.dispose(close=False)
-                self._engines.clear()
-                self._pid = os.getpid()
+            self._forget_inherited()
             engine = self._engines.get(url)
             if engine is None:
                 engine = db.create_engine(
@@ -99,6 +103,7 @@ class _Engines:
 
     def dispose(self) -> None:
         with self._lock:
+            self._forget_inherited()
             for engine in self._engines.values():
                 engine.dispose()
             self._engines.clear()
@@ -108,8 +113,11 @@ _OPEN: weakref.WeakSet[_Engines] = weakref.WeakSet()
 
 
 @atexit.register
-def _close_all() -> None:
-    # closing checkpoints each WAL into its database file and removes the -wal/-shm files
+def close_connections() -> None:
+    """Close this process's pooled connections (at exit; a forked run process calls it itself).
+
+    Closing checkpoints each WAL into its database file and removes the -wal/-shm files.
+    """
     for engines in list(_OPEN):
         engines.dispose()
 

@@ -95,6 +95,155 @@ def execute_partition(
     return RunOutcome(result.run_id, result.success, failure_message(result))
 
 
+@dataclass(frozen=True)
+class PartitionRun:
+    """One run to make: a partitioned job for one partition key."""
+
+    what: str  # for the user: "subtitles [es]"
+    job_name: str
+    partitions_def: dg.PartitionsDefinition
+    partition_key: Any
+    run_config: dict | None = None
+
+
+def execute_side_by_side(
+    instance: dg.DagsterInstance, planned: list[PartitionRun], tags: dict[str, str], workers: int,
+) -> list[RunOutcome]:
+    """Independent runs at once, each in a process forked from this one; outcomes in `planned` order.
+
+    A fork starts with Dagster, the definitions and the instance already loaded (nothing to
+    import again, unlike a spawned process), and each run stays an ordinary run of the
+    instance: its own run id, events, `stageflow/pid` tag and re-execution. A forked process
+    opens its own database connections (core/dagster_storage.py; PostgreSQL storages connect
+    per use), is killed if this process dies, as the tools of a killed run are, and leaves
+    through `os._exit`, so nothing of this process's is torn down twice.
+
+    Call it from a process that has not run Whisper: CTranslate2's OpenMP threads (libgomp)
+    do not survive a fork, and a forked run that used the model would hang. `ForkPoint`
+    keeps such a process.
+    """
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    context = multiprocessing.get_context("fork")
+    close_before_fork()
+    outcomes: list[RunOutcome | None] = [None] * len(planned)
+    queue = list(enumerate(planned))
+    running: dict[Any, tuple[int, Any]] = {}
+    try:
+        while queue or running:
+            while queue and len(running) < max(1, workers):
+                index, request = queue.pop(0)
+                receive, send = context.Pipe(duplex=False)
+                child = context.Process(
+                    target=_run_in_child, args=(send, instance, request, tags), name=f"run {request.what}",
+                )
+                child.start()
+                send.close()
+                running[receive] = (index, child)
+            for receive in wait(list(running)):
+                index, child = running.pop(receive)
+                try:
+                    outcomes[index] = receive.recv()
+                except EOFError:
+                    child.join()
+                    outcomes[index] = RunOutcome(
+                        "", False, f"the process running it ended without a result (exit status {child.exitcode})",
+                    )
+                receive.close()
+                child.join()
+    finally:
+        for _, child in running.values():  # interrupted: the runs go with this process
+            child.kill()
+            child.join()
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def close_before_fork() -> None:
+    """Close this process's pooled database connections before it forks.
+
+    SQLite keeps per-process lock state for every open database file; a forked child that
+    opened the same file again would share a copy of that state for locks it does not hold
+    (sqlite.org/howtocorrupt.html, 2.6). With nothing open at the fork, parent and children
+    each start their own. The parent reopens on its next query (pooled: once).
+    """
+    from stageflow_assets.core.dagster_storage import close_connections
+
+    close_connections()
+
+
+def _run_in_child(send, instance: dg.DagsterInstance, request: PartitionRun, tags: dict[str, str]) -> None:
+    from stageflow_assets.providers.process import die_with_parent
+
+    die_with_parent()
+    try:
+        outcome = execute_partition(
+            instance, request.job_name, request.partitions_def, request.partition_key, tags, request.run_config,
+        )
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as this run's failure
+        outcome = RunOutcome("", False, f"{type(exc).__name__}: {exc}")
+    send.send(outcome)
+    send.close()
+    from stageflow_assets.core.dagster_storage import close_connections
+
+    close_connections()
+
+
+class ForkPoint:
+    """A copy of this process, forked now, that forks side-by-side runs when asked later.
+
+    The CLI makes one after loading the definitions and before its first run: at that point
+    the process has Dagster loaded and no thread pools. By the time a video's language runs
+    are due, the CLI process has transcribed, and Whisper's OpenMP runtime cannot be used
+    in a process forked from it (a language served by Whisper's translate task would hang);
+    a run forked from the fork point loads the model itself if it needs it. The copy waits
+    on a pipe, dies with this process, and exits when this process closes it.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        import multiprocessing
+
+        self._conn, theirs = multiprocessing.get_context("fork").Pipe()
+        close_before_fork()
+        self.pid = os.fork()
+        if self.pid == 0:  # the copy
+            code = 0
+            try:
+                self._conn.close()
+                from stageflow_assets.providers.process import die_with_parent
+
+                die_with_parent()
+                _serve(theirs, instance)
+            except BaseException:  # noqa: BLE001 - interrupted or the pipe broke: the parent sees EOF
+                code = 1
+            finally:
+                os._exit(code)
+        theirs.close()
+
+    def execute_side_by_side(self, planned: list[PartitionRun], tags: dict[str, str], workers: int) -> list[RunOutcome]:
+        try:
+            self._conn.send((planned, tags, workers))
+            return self._conn.recv()
+        except (EOFError, OSError) as exc:
+            raise RuntimeError(f"the process that forks runs is gone ({exc or type(exc).__name__})") from exc
+
+    def close(self) -> None:
+        self._conn.close()
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def _serve(conn, instance: dg.DagsterInstance) -> None:
+    while True:
+        try:
+            planned, tags, workers = conn.recv()
+        except EOFError:
+            return
+        conn.send(execute_side_by_side(instance, planned, tags, workers))
+
+
 def reexecute_from_failure(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
     """Re-execute a failed run's failed and unfinished steps.
 

@@ -26,12 +26,13 @@ from stageflow_assets.core.errors import ProviderError
 _PR_SET_PDEATHSIG = 1
 _SETPRIV = shutil.which("setpriv") if sys.platform == "linux" else None
 try:
-    _prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl if _SETPRIV is None else None
+    _prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl if sys.platform == "linux" else None
 except OSError:  # not glibc: process groups still work, only the parent-death signal is lost
     _prctl = None
 
 
-def _child_setup() -> None:
+def die_with_parent() -> None:
+    """SIGKILL this process when the thread that started it ends (Linux; elsewhere nothing)."""
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -41,7 +42,7 @@ def _spawn_args(argv: tuple[str, ...]) -> tuple[tuple[str, ...], dict]:
     if _SETPRIV is not None:
         return (_SETPRIV, "--pdeathsig", "KILL", "--", *argv), {}
     if _prctl is not None:
-        return argv, {"preexec_fn": _child_setup}  # noqa: PLW1509 - only a prctl call
+        return argv, {"preexec_fn": die_with_parent}  # noqa: PLW1509 - only a prctl call
     return argv, {}
 
 

@@ -11,6 +11,7 @@ import dagster as dg
 
 from stageflow_assets.core.paths import StagePaths, atomic_path
 from stageflow_assets.core.pipeline import PipelineError, RunSequence, manifest_for
+from stageflow_assets.core.runs import PartitionRun
 from stageflow_assets.subtitles import stages
 from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
 from stageflow_assets.subtitles.registry import register_video
@@ -40,14 +41,26 @@ def run_subtitles(
     job = register_video(paths, video, glossary).job
     instance.add_dynamic_partitions(subtitle_job_partitions.name, [job])
     result = SubtitleResult(job=job)
-    runs = RunSequence(instance, job, force, progress, result.runs)
+    with RunSequence(instance, job, force, progress, result.runs, side_by_side=len(languages)) as runs:
+        _run_all(runs, paths, job, languages, result, progress, container, burn_in)
+    if out_dir is not None:
+        result.deliverables = copy_deliverables(paths, job, languages, out_dir, container)
+    return result
+
+
+def _run_all(runs: RunSequence, paths: StagePaths, job: str, languages: list[str], result: SubtitleResult,
+             progress: Callable[[str], None], container: str, burn_in: str | None) -> None:
     progress(f"job {job}: probe, demux, transcribe")
     runs.run("source, audio, transcript", "subtitle_source_job", subtitle_job_partitions, job)
     result.detected_language = manifest_for(paths, stages.TRANSCRIPT, job).details.get("language")
     progress(f"detected language: {result.detected_language}")
+    progress(f"translate, write subtitles: {', '.join(languages)}")
+    runs.run_side_by_side([
+        PartitionRun(f"subtitles [{lang}]", "subtitle_language_job", job_language_partitions,
+                     dg.MultiPartitionKey({"job": job, "lang": lang}))
+        for lang in languages
+    ])
     for lang in languages:
-        key = dg.MultiPartitionKey({"job": job, "lang": lang})
-        runs.run(f"subtitles [{lang}]", "subtitle_language_job", job_language_partitions, key)
         subs = manifest_for(paths, stages.SUBTITLES, job, lang)
         if subs.status == "skipped":
             result.skipped[lang] = subs.details.get("skipped_reason", "skipped")
@@ -57,9 +70,6 @@ def run_subtitles(
     mux_config = {"ops": {"subtitled_video": {"config": {
         "languages": languages, "container": container, "burn_in": burn_in}}}}
     runs.run("subtitled video", "subtitle_mux_job", subtitle_job_partitions, job, mux_config)
-    if out_dir is not None:
-        result.deliverables = copy_deliverables(paths, job, languages, out_dir, container)
-    return result
 
 
 def copy_deliverables(
