@@ -155,8 +155,8 @@ def test_the_ui_sees_a_running_runs_events_as_they_are_written(home):
     assert seen[-2:] == ["second", "third"]
 
 
-def test_without_the_checkpoint_the_ui_would_not_see_them(home, monkeypatch):
-    """The control for the test above: it is the checkpoint after each write that the watcher sees."""
+def test_without_the_touch_the_ui_would_not_see_them(home, monkeypatch):
+    """The control for the test above: it is the touch after each write that the watcher sees."""
     monkeypatch.setattr(dagster_storage, "_wrote", lambda conn: False)
     with dg.DagsterInstance.from_config(str(home)) as writer, \
             dg.DagsterInstance.from_config(str(home)) as reader:
@@ -214,3 +214,24 @@ def test_two_processes_write_to_one_home_at_once(home):
         assert {r.dagster_run.status for r in records} == {dg.DagsterRunStatus.SUCCESS}
         materializations = instance.fetch_materializations(dg.AssetKey("counter"), limit=100).records
         assert len(materializations) == 2 * runs_each
+
+
+def test_wal_databases_commit_without_a_disk_sync_each_time(home, tmp_path):
+    """Dagster's databases (WAL) get synchronous=NORMAL; any other journal mode keeps SQLite's FULL."""
+    run_id = materialize(home)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        storage = instance.event_log_storage
+        with storage._connect(run_id) as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        with instance.run_storage.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1
+    plain = tmp_path / "rollback-journal.db"
+    engines = dagster_storage._Engines()
+    try:
+        with engines.get(f"sqlite:///{plain}").connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL, SQLite's default
+    finally:
+        engines.dispose()

@@ -13,8 +13,9 @@ Two of Dagster's local defaults cost it more than the stages' own work on a shor
   once by Dagster's own code: the same files, tables and migrations, so a DAGSTER_HOME
   written by either storage opens with the other. ~1 s less per video.
   The webserver follows a running run by watching that run's own `<run_id>.db` for
-  modification, so after each write to a run's database its WAL is checkpointed (PASSIVE:
-  it never waits for readers), as closing the connection did: the UI stays live.
+  modification, so after each write to a run's database that file is touched (closing the
+  connection used to change it by checkpointing): the UI stays live. WAL databases commit
+  with `synchronous=NORMAL` (synced at checkpoints, not at every commit).
 * Compute logs (`RedirectComputeLogManager`): Dagster's `LocalComputeLogManager` captures a
   step's stdout/stderr into files for the UI and also mirrors them to the terminal through a
   `tail -F` process plus a Python watcher process per stream: 4 processes per step. This one
@@ -93,6 +94,7 @@ class _Engines:
                     max_overflow=8,
                     connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
                 )
+                db.event.listen(engine, "connect", _sync_wal_normally)
                 self._engines[url] = engine
                 if self._max is not None and len(self._engines) > self._max:
                     _, oldest = self._engines.popitem(last=False)
@@ -110,6 +112,23 @@ class _Engines:
 
 
 _OPEN: weakref.WeakSet[_Engines] = weakref.WeakSet()
+
+
+def _sync_wal_normally(dbapi_connection, _record) -> None:
+    """`synchronous=NORMAL` on a WAL database: commits stop waiting for the disk.
+
+    Dagster's databases are in WAL mode, where SQLite's default (FULL) syncs the log at every
+    commit: ~120 events per video, each one to three commits. NORMAL syncs at checkpoints only;
+    the database stays consistent, and what a power cut can lose is the last transactions
+    before it (a process being killed loses nothing). A database in another journal mode
+    keeps SQLite's default.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
 
 
 @atexit.register
@@ -215,8 +234,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 with conn.begin():
                     yield conn
                 if shard != INDEX_SHARD_NAME and _wrote(conn):
-                    # what closing the connection did: the run's .db file changes, watchers see it
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                    _touch(self.path_for_shard(shard))
 
     def _create_from_template(self, shard: str) -> bool:
         """Create a new run's database as a copy of an empty one at the current schema.
@@ -250,6 +268,21 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def dispose(self) -> None:
         super().dispose()
         self._engines.dispose()
+
+
+def _touch(path: str) -> None:
+    """Tell file watchers that a run's database changed.
+
+    The webserver follows a running run by watching its `<run_id>.db` for modification
+    (watchdog; inotify reports a changed mtime as one) and then reads the new events, WAL
+    included. Dagster's own storage closed its connection after every write, and closing the
+    last one checkpoints the WAL into that file; a pooled connection stays open, so the file
+    is touched instead (a checkpoint would cost a write and two disk syncs per event).
+    """
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        pass
 
 
 def _wrote(conn: Connection) -> bool:
