@@ -9,6 +9,7 @@ from typing import Callable
 
 import dagster as dg
 
+from stageflow_assets.core.languages import iso639_2, iso639_3
 from stageflow_assets.core.paths import StagePaths, atomic_path
 from stageflow_assets.core.pipeline import PipelineError, RunSequence, manifest_for
 from stageflow_assets.core.runs import PartitionRun
@@ -41,6 +42,10 @@ def run_subtitles(
     job = register_video(paths, video, glossary).job
     instance.add_dynamic_partitions(subtitle_job_partitions.name, [job])
     result = SubtitleResult(job=job)
+    # every language's codes are needed (Apertium modes, container tags): looked up before the
+    # language runs are forked, they share one load of pycountry's database (~40 ms each)
+    for lang in languages:
+        iso639_2(lang), iso639_3(lang)
     with RunSequence(instance, job, force, progress, result.runs, side_by_side=len(languages)) as runs:
         _run_all(runs, paths, job, languages, result, progress, container, burn_in)
     if out_dir is not None:
