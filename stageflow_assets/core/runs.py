@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,14 +145,14 @@ def execute_side_by_side(
             for receive in wait(list(running)):
                 index, child = running.pop(receive)
                 try:
-                    outcomes[index] = receive.recv()
+                    outcome = receive.recv()
                 except EOFError:
-                    child.join()
-                    outcomes[index] = RunOutcome(
-                        "", False, f"the process running it ended without a result (exit status {child.exitcode})",
-                    )
+                    outcome = None
                 receive.close()
                 child.join()
+                outcomes[index] = outcome or RunOutcome(
+                    "", False, f"the process running it ended without a result (exit status {child.exitcode})",
+                )
     finally:
         for _, child in running.values():  # interrupted: the runs go with this process
             child.kill()
@@ -205,6 +206,8 @@ class ForkPoint:
 
         self._conn, theirs = multiprocessing.get_context("fork").Pipe()
         close_before_fork()
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered gets written twice
+            stream.flush()
         self.pid = os.fork()
         if self.pid == 0:  # the copy
             code = 0
