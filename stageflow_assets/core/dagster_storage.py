@@ -133,7 +133,7 @@ def _sync_wal_normally(dbapi_connection, _record) -> None:
 
 @atexit.register
 def close_connections() -> None:
-    """Close this process's pooled connections (at exit; a forked run process calls it itself).
+    """Close this process's pooled connections: at exit, before a fork, at the end of a forked run.
 
     Closing checkpoints each WAL into its database file and removes the -wal/-shm files.
     """
