@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
-import atexit
-import gc
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
 
 import click
 
-from stageflow_assets.core.settings import configured_languages, parallel_runs, project_root
+from stageflow_assets.core.settings import configured_languages, project_root
+
+# one exit-code table for every command
+EXIT_DONE, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
-def _fail(message: str, run_id: str | None = None, code: int = 1) -> None:
+def _fail(message: str, run_id: str | None = None, code: int = EXIT_RUN_FAILED) -> None:
     suffix = f" (run {run_id}; inspect it in the UI: make ui)" if run_id else ""
     click.echo(f"stageflow: error: {message}{suffix}", err=True)
     sys.exit(code)
+
+
+def _interrupted(exc: BaseException) -> None:
+    """Ctrl-C, Terminate or a max runtime stopped the work: one line, exit 130."""
+    run_id = getattr(exc, "run_id", None)
+    what = str(exc) or "interrupted; nothing was delivered"
+    suffix = f" (run {run_id} canceled)" if run_id else ""
+    click.echo(f"stageflow: interrupted: {what}{suffix}", err=True)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+max_runtime_option = click.option(
+    "--max-runtime", "max_runtime", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+    help="Cancel a run that goes longer than this (tags it dagster/max_runtime).")
 
 
 @click.group()
@@ -39,9 +55,10 @@ def main() -> None:
 @click.option("--container", type=click.Choice(["mkv", "mp4"]), default="mkv", show_default=True,
               help="Subtitled video container (MP4 gets mov_text tracks).")
 @click.option("--burn-in", "burn_in", help="Also burn this language's subtitles into the picture.")
+@max_runtime_option
 def subtitles(
     video: Path, languages: tuple[str, ...], out_dir: Path | None, force: bool,
-    glossary: Path | None, container: str, burn_in: str | None,
+    glossary: Path | None, container: str, burn_in: str | None, max_runtime: float | None,
 ) -> None:
     """Transcribe VIDEO, translate, write subtitles and mux them, as Dagster runs."""
     configured = configured_languages()
@@ -57,11 +74,8 @@ def subtitles(
         _fail(f"{glossary}: no such glossary file", code=2)
     if burn_in and burn_in.lower() not in [l.lower() for l in languages]:
         _fail(f"--burn-in {burn_in}: burn in one of the --lang languages", code=2)
-    try:
-        parallel_runs()
-    except ValueError as exc:
-        _fail(str(exc), code=2)
 
+    from stageflow_assets.core.pipeline import Interrupted
     from stageflow_assets.core.storage import StageStore
     from stageflow_assets.subtitles.pipeline import PipelineError, run_subtitles
 
@@ -70,9 +84,12 @@ def subtitles(
             _instance(), StageStore().paths, video, [l.lower() for l in languages], out_dir,
             force=force, progress=lambda line: click.echo(f"  {line}", err=True),
             glossary=glossary, container=container, burn_in=burn_in.lower() if burn_in else None,
+            max_runtime_s=max_runtime,
         )
     except PipelineError as exc:
         _fail(str(exc), exc.run_id)
+    except Interrupted as exc:
+        _interrupted(exc)
     click.echo(f"job: {result.job}")
     for what, run_id in result.runs:
         click.echo(f"run: {run_id}  {what}")
@@ -103,8 +120,9 @@ def _instance():
               help="Import into this .anki2 collection file instead (implies --sync).")
 @click.option("--ankiconnect-url", default="", help="AnkiConnect URL (default http://127.0.0.1:8765).")
 @click.option("--force", is_flag=True, help="Recompute every stage instead of reusing unchanged work.")
+@max_runtime_option
 def vocab(words: Path, deck: str, language: str, native: str | None, out_dir: Path | None, reverse: bool,
-          sync: bool, collection: Path | None, ankiconnect_url: str, force: bool) -> None:
+          sync: bool, collection: Path | None, ankiconnect_url: str, force: bool, max_runtime: float | None) -> None:
     """Build an Anki deck from the word list WORDS (text, CSV or JSON), as Dagster runs."""
     if not words.is_file():
         _fail(f"{words}: no such file", code=2)
@@ -112,18 +130,21 @@ def vocab(words: Path, deck: str, language: str, native: str | None, out_dir: Pa
         _fail(f"{collection}: an Anki collection file ends in .anki2", code=2)
 
     from stageflow_assets.core.errors import StageError
-    from stageflow_assets.core.instance import get_instance
+    from stageflow_assets.core.pipeline import Interrupted
     from stageflow_assets.core.storage import StageStore
     from stageflow_assets.vocabulary.pipeline import PipelineError, SyncRequest, run_vocab
 
     request = SyncRequest(collection=collection, ankiconnect_url=ankiconnect_url) if (sync or collection) else None
     try:
         result = run_vocab(
-            get_instance(), StageStore().paths, words, deck, language.lower(), native, reverse, out_dir,
+            _instance(), StageStore().paths, words, deck, language.lower(), native, reverse, out_dir,
             sync=request, force=force, progress=lambda line: click.echo(f"  {line}", err=True),
+            max_runtime_s=max_runtime,
         )
     except PipelineError as exc:
         _fail(str(exc), exc.run_id)
+    except Interrupted as exc:
+        _interrupted(exc)
     except StageError as exc:
         _fail(exc.message, code=2)
     click.echo(f"job: {result.job}")
@@ -145,14 +166,28 @@ def vocab(words: Path, deck: str, language: str, native: str | None, out_dir: Pa
 
 @main.command()
 @click.argument("run_id")
-def reexecute(run_id: str) -> None:
+@max_runtime_option
+def reexecute(run_id: str, max_runtime: float | None) -> None:
     """Re-execute RUN_ID from its failure (also a run whose process was killed)."""
-    from stageflow_assets.core.runs import reexecute_from_failure
+    import dagster as dg
 
+    from stageflow_assets.core.cancel import RunWatcher
+    from stageflow_assets.core.runs import MAX_RUNTIME_TAG, reexecute_from_failure
+
+    instance = _instance()
+    extra = {MAX_RUNTIME_TAG: f"{max_runtime:g}"} if max_runtime else {}
     try:
-        outcome = reexecute_from_failure(_instance(), run_id)
+        with RunWatcher(instance):
+            outcome = reexecute_from_failure(instance, run_id, extra)
     except (LookupError, RuntimeError) as exc:
         _fail(str(exc), code=2)
+    except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
+        click.echo(f"stageflow: interrupted: re-execution of {run_id} stopped; its new run was canceled", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if outcome.canceled:
+        click.echo(f"stageflow: interrupted: re-execution of {run_id} stopped (run {outcome.run_id} canceled)",
+                   err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if not outcome.success:
         _fail(outcome.error or "re-execution failed", outcome.run_id)
     click.echo(f"run: {outcome.run_id}  re-executed from {run_id}")
@@ -185,32 +220,20 @@ def ui(port: int) -> None:
 
 
 def run() -> None:
-    """The `stageflow` console script: `main`, started and ended for a short-lived process.
-
-    * The garbage collector is off while it imports: importing Dagster and the definitions
-      allocates ~200k objects that live as long as the process, and collections in between
-      walk them again and again (0.2-0.5 s per start-up on the reference machine,
-      bench/subtitles_overhead.py). Commands that run Dagster work turn it back on once
-      everything is loaded (`core.runs.settle_heap`).
-    * At the end, exit handlers run (logging flushes, SQLite connections close) and the
-      process ends without tearing down the interpreter object by object (~0.15 s).
-    """
-    gc.disable()
-    code: int | str | None = 0
+    """The `stageflow` console script: `main`, with Ctrl-C and a closed stdout pipe handled."""
+    # SIGTERM stops work as Ctrl-C does (Dagster does the same while a run goes)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         main()
-    except SystemExit as exc:
-        code = exc.code
-    if isinstance(code, str):
-        print(code, file=sys.stderr)
-        code = 1
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
+    except KeyboardInterrupt:
+        click.echo("stageflow: interrupted: stopped before any run started; nothing was delivered", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
         try:
-            stream.flush()
-        except (BrokenPipeError, ValueError):  # e.g. `stageflow stages | head -1`
-            pass
-    os._exit(code or 0)
+            sys.stdout.flush()
+        except BrokenPipeError:  # e.g. `stageflow stages | head -1`: the reader has what it wanted
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
-import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from stageflow_assets.core.settings import dagster_home, project_root
 
 POSTGRES_ENV = "STAGEFLOW_POSTGRES_URL"
+# homes made before stageflow ran on stock Dagster name this module in their dagster.yaml
+_OLD_STORAGE_MODULE = "stageflow_assets.core.dagster_storage"
+_READY = ".stageflow-ready"  # the home's configuration and databases exist
 
 
 class InstanceConfigError(RuntimeError):
     """The instance configuration contradicts the environment."""
+
+
+@contextmanager
+def _home_lock(home: Path) -> Iterator[None]:
+    """One process at a time sets a home up: Dagster's SQLite storage creates its tables on first
+    open and fails in a second process doing the same at that moment."""
+    with open(home / ".stageflow-setup.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def ensure_dagster_home() -> Path:
@@ -21,17 +38,66 @@ def ensure_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     config = home / "dagster.yaml"
-    if config.exists() and os.environ.get(POSTGRES_ENV) and "postgres" not in config.read_text():
-        raise InstanceConfigError(
-            f"{POSTGRES_ENV} is set but {config} configures SQLite: use a new DAGSTER_HOME "
-            "(it gets dagster-postgres.yaml) or put a postgres storage section in that file"
-        )
-    if not config.exists():
-        name = "dagster-postgres.yaml" if os.environ.get(POSTGRES_ENV) else "dagster.yaml"
-        template = project_root() / name
-        if template.is_file():
-            shutil.copyfile(template, config)
+    if (home / _READY).exists() and not os.environ.get(POSTGRES_ENV):
+        _upgrade_old_config(config)
+        return home
+    with _home_lock(home):
+        if config.exists() and os.environ.get(POSTGRES_ENV) and "postgres" not in config.read_text():
+            raise InstanceConfigError(
+                f"{POSTGRES_ENV} is set but {config} configures SQLite: use a new DAGSTER_HOME "
+                "(it gets dagster-postgres.yaml) or put a postgres storage section in that file"
+            )
+        if not config.exists():
+            name = "dagster-postgres.yaml" if os.environ.get(POSTGRES_ENV) else "dagster.yaml"
+            template = project_root() / name
+            if template.is_file():
+                _write_atomic(config, template.read_text())
+        _upgrade_old_config(config)
+        if not (home / _READY).exists():
+            import dagster as dg
+
+            with dg.DagsterInstance.get() as instance:  # creates the databases, under the lock
+                instance.get_runs(limit=1)
+            (home / _READY).touch()
     return home
+
+
+def _upgrade_old_config(config: Path) -> None:
+    """Point a dagster.yaml written for stageflow's old storage classes at Dagster's own.
+
+    Those classes read and wrote Dagster's own SQLite files and compute-log files in the same
+    places, so the home opens unchanged with Dagster's defaults. The old file is kept beside it.
+    """
+    try:
+        text = config.read_text()
+    except FileNotFoundError:
+        return
+    if _OLD_STORAGE_MODULE not in text:
+        return
+    import yaml
+
+    settings = yaml.safe_load(text) or {}
+    for section in ("storage", "compute_logs", "event_log_storage", "run_storage", "schedule_storage"):
+        value = settings.get(section)
+        if isinstance(value, dict) and _OLD_STORAGE_MODULE in yaml.safe_dump(value):
+            del settings[section]
+    try:
+        backup = config.with_name("dagster.yaml.before-stock-dagster")
+        if not backup.exists():
+            backup.write_text(text)
+        _write_atomic(config, "# rewritten by stageflow: Dagster's own storage and compute logs\n"
+                      + yaml.safe_dump(settings, sort_keys=False))
+    except OSError as exc:
+        raise InstanceConfigError(
+            f"{config} names {_OLD_STORAGE_MODULE}, which is gone: delete its `storage` and "
+            f"`compute_logs` sections (Dagster's defaults read the same files) ({exc})"
+        ) from exc
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def get_instance():

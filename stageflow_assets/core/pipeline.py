@@ -9,9 +9,9 @@ import dagster as dg
 
 from stageflow_assets.core.manifest import StageManifest, stage_manifest
 from stageflow_assets.core.paths import StagePaths, StageSpec
-from stageflow_assets.core.runs import ForkPoint, PartitionRun, RunOutcome, execute_partition, settle_heap
-from stageflow_assets.core.settings import parallel_runs
-from stageflow_assets.core.stage import FORCE_TAG, JOB_TAG
+from stageflow_assets.core.cancel import RunWatcher
+from stageflow_assets.core.runs import MAX_RUNTIME_TAG, PartitionRun, RunOutcome, execute_partition
+from stageflow_assets.core.stage import FORCE_TAG, JOB_TAG, SOURCE_TAG
 
 
 class PipelineError(Exception):
@@ -19,6 +19,14 @@ class PipelineError(Exception):
 
     def __init__(self, message: str, run_id: str | None = None) -> None:
         super().__init__(message)
+        self.run_id = run_id
+
+
+class Interrupted(Exception):
+    """Work was stopped (Ctrl-C, Terminate, max runtime): its run ended CANCELED."""
+
+    def __init__(self, what: str, run_id: str | None, why: str | None) -> None:
+        super().__init__(f"{what} stopped: {why or 'interrupted'}; nothing was delivered")
         self.run_id = run_id
 
 
@@ -31,70 +39,68 @@ def manifest_for(paths: StagePaths, spec: StageSpec, job: str, lang: str | None 
 
 @dataclass
 class RunSequence:
-    """Runs a job's Dagster runs one after the other, tagged alike, stopping at the first failure."""
+    """Runs a job's Dagster runs one after the other in this process, tagged alike.
+
+    While a run goes, a `RunWatcher` interrupts this process when the run is terminated (the
+    UI's Terminate) or passes `max_runtime_s`; Ctrl-C stops it directly. Either way the run
+    ends CANCELED and `Interrupted` is raised.
+    """
 
     instance: dg.DagsterInstance
     job: str
     force: bool = False
     progress: Callable[[str], None] = lambda _: None
     runs: list[tuple[str, str]] = field(default_factory=list)  # (what, run id)
-    side_by_side: int = 1  # how many runs will go side by side at most (a video's languages)
-
-    def __post_init__(self) -> None:
-        # a CLI process runs one job's runs and exits: settle the loaded heap before them
-        settle_heap()
-        self._fork_point: ForkPoint | None = None
-        self._workers = min(self.side_by_side, parallel_runs())
-        if self._workers > 1 and not self.instance.is_ephemeral:
-            # now, before any run: see ForkPoint (an in-memory instance cannot be shared by forks)
-            self._fork_point = ForkPoint(self.instance)
-
-    def close(self) -> None:
-        if self._fork_point is not None:
-            self._fork_point.close()
-            self._fork_point = None
-
-    def __enter__(self) -> "RunSequence":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    max_runtime_s: float | None = None
 
     @property
     def tags(self) -> dict[str, str]:
-        tags = {JOB_TAG: self.job, "stageflow/source": "cli"}
+        tags = {JOB_TAG: self.job, SOURCE_TAG: "cli"}
         if self.force:
             tags[FORCE_TAG] = "true"
+        if self.max_runtime_s:
+            tags[MAX_RUNTIME_TAG] = f"{self.max_runtime_s:g}"
         return tags
 
     def run(self, what: str, job_name: str, partitions_def: dg.PartitionsDefinition, key: Any,
             run_config: dict | None = None) -> str:
-        outcome = execute_partition(self.instance, job_name, partitions_def, key, self.tags, run_config)
+        watcher = RunWatcher(self.instance)
+        try:
+            with watcher:
+                outcome = execute_partition(self.instance, job_name, partitions_def, key, self.tags, run_config)
+        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as exc:
+            raise Interrupted(what, self._stopped_run(watcher), next(iter(watcher.stopped.values()), None)) from exc
+        if outcome.canceled:
+            if outcome.run_id:
+                self.runs.append((what, outcome.run_id))
+            raise Interrupted(what, outcome.run_id, watcher.stopped.get(outcome.run_id, "its run was canceled"))
         self._record(what, outcome)
         return outcome.run_id
 
-    def run_side_by_side(self, planned: list[PartitionRun]) -> list[str]:
-        """Runs that do not depend on each other (a video's languages), up to `parallel_runs()` at once.
+    def run_independent(self, planned: list[PartitionRun]) -> list[str]:
+        """Runs that do not depend on each other (a video's languages), one after the other.
 
-        Each in a process forked from the fork point made at the start (core.runs.ForkPoint);
-        all of them finish before the first failure, in `planned` order, is raised. One after
-        the other in this process when only one may run at a time or the instance is in memory.
+        All of them run; then the first failure, in `planned` order, is raised.
         """
-        if self._fork_point is None or len(planned) < 2:
-            return [self.run(p.what, p.job_name, p.partitions_def, p.partition_key, p.run_config) for p in planned]
-        try:
-            outcomes = self._fork_point.execute_side_by_side(planned, self.tags, self._workers)
-        except RuntimeError as exc:
-            raise PipelineError(f"{', '.join(p.what for p in planned)}: {exc}") from exc
-        failure = None
-        for request, outcome in zip(planned, outcomes):
+        run_ids, failure = [], None
+        for request in planned:
             try:
-                self._record(request.what, outcome)
+                run_ids.append(self.run(request.what, request.job_name, request.partitions_def,
+                                        request.partition_key, request.run_config))
             except PipelineError as exc:
                 failure = failure or exc
         if failure is not None:
             raise failure
-        return [outcome.run_id for outcome in outcomes]
+        return run_ids
+
+    def _stopped_run(self, watcher: RunWatcher) -> str | None:
+        if watcher.stopped:
+            return next(iter(watcher.stopped))
+        from stageflow_assets.core.cancel import session_id
+        from stageflow_assets.core.runs import SESSION_TAG
+
+        records = self.instance.get_run_records(filters=dg.RunsFilter(tags={SESSION_TAG: session_id()}), limit=1)
+        return records[0].dagster_run.run_id if records else None
 
     def _record(self, what: str, outcome: RunOutcome) -> None:
         if outcome.run_id:

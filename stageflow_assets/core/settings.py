@@ -49,23 +49,3 @@ def configured_languages() -> tuple[str, ...]:
     raw = os.environ.get("STAGEFLOW_LANGUAGES", "")
     langs = tuple(dict.fromkeys(p.strip().lower() for p in raw.split(",") if p.strip()))
     return langs or DEFAULT_LANGUAGES
-
-
-def parallel_runs() -> int:
-    """How many independent runs (a video's languages) the CLI runs at once: `STAGEFLOW_PARALLEL_RUNS`.
-
-    Default: the CPUs this process may use. 1 runs them one after the other in the CLI's process.
-    """
-    raw = os.environ.get("STAGEFLOW_PARALLEL_RUNS", "").strip()
-    if raw:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError(f"STAGEFLOW_PARALLEL_RUNS={raw!r}: give a whole number of runs, e.g. 1 or 2") from None
-        if value < 1:
-            raise ValueError(f"STAGEFLOW_PARALLEL_RUNS={raw!r}: give at least 1")
-        return value
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1

@@ -37,6 +37,8 @@ FORCE_TAG = "stageflow/force"
 # every run that touches a job carries its key, whoever launched it (CLI, sensor, automation,
 # UI), so the UI lists a video's runs together
 JOB_TAG = "stageflow/job"
+# who asked for a run: `cli`, `inbox` (a sensor), `automation` (the daemon's conditions), ...
+SOURCE_TAG = "stageflow/source"
 STAGE_LOG_NAME = "stage.log"
 _KEEP = {MANIFEST_NAME, FAILED_MANIFEST_NAME, STAGE_LOG_NAME}
 
@@ -75,12 +77,12 @@ class StageWriter:
     timings: dict[str, float] = field(default_factory=dict)
     preview: str | None = None
     status: str = "success"
-    _outputs: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+    declared: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)  # (final path, record fields)
 
     def output(self, name: str, kind: str, fmt: str = "", language: str | None = None) -> Path:
         """A temp path to write `name` to; it is renamed into place when the stage succeeds."""
         final = self.directory / name
-        self._outputs.append((final, {"kind": kind, "format": fmt, "language": language}))
+        self.declared.append((final, {"kind": kind, "format": fmt, "language": language}))
         return temp_name(final, self.run_id)
 
     def skip(self, reason: str) -> None:
@@ -207,7 +209,7 @@ def run_stage(
         with writer.timed("work"):
             work(writer)
         outputs = []
-        for final, extra in writer._outputs:
+        for final, extra in writer.declared:
             produced = temp_name(final, run_id)
             if not produced.is_file():
                 raise StageError(f"{stage} did not produce {final.name}", expected=str(final))
@@ -234,6 +236,9 @@ def run_stage(
         log(f"{writer.status} in {manifest.duration_s:.2f}s: {len(outputs)} output(s)")
         return _as_output(paths, directory, manifest, preview=writer.preview)
     except BaseException as exc:  # noqa: BLE001 - interrupts must leave a failed manifest too
+        if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
+            # stopped on purpose (Ctrl-C, Terminate, SIGTERM): the run ends CANCELED, not FAILURE
+            _note_interrupt(context, run_id)
         _remove_temps(directory)
         error = _error_record(exc)
         failed = StageManifest(
@@ -245,6 +250,10 @@ def run_stage(
         )
         write_text_atomic(directory / FAILED_MANIFEST_NAME, failed.model_dump_json(indent=2))
         log(f"failed: {error.message}", "error")
+        if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
+            # not retried (Dagster's retry policy would run the step again): the run is canceling
+            raise dg.Failure(description=f"{stage} [{base['partition']}] interrupted: the run was canceled",
+                             allow_retries=False) from exc
         if isinstance(exc, StageError):
             raise dg.Failure(
                 description=exc.message,
@@ -259,7 +268,18 @@ def run_stage(
         raise
 
 
+def _note_interrupt(context: dg.AssetExecutionContext, run_id: str) -> None:
+    from stageflow_assets.core.cancel import mark_canceling
+
+    try:
+        mark_canceling(context.instance, run_id, "Canceling: interrupted (Ctrl-C, Terminate or SIGTERM)")
+    except Exception:  # noqa: BLE001 - the run then ends FAILURE instead, still stopped
+        pass
+
+
 def _error_record(exc: BaseException) -> ErrorRecord:
+    if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
+        return ErrorRecord(type="Interrupted", message="interrupted: the run was canceled")
     if isinstance(exc, StageError):
         return ErrorRecord(type=type(exc).__name__, message=exc.message, details=exc.details)
     message = str(exc) or type(exc).__name__

@@ -9,7 +9,6 @@ from typing import Callable
 
 import dagster as dg
 
-from stageflow_assets.core.languages import iso639_2, iso639_3
 from stageflow_assets.core.paths import StagePaths, atomic_path
 from stageflow_assets.core.pipeline import PipelineError, RunSequence, manifest_for
 from stageflow_assets.core.runs import PartitionRun
@@ -38,16 +37,13 @@ def run_subtitles(
     glossary: Path | None = None,
     container: str = "mkv",
     burn_in: str | None = None,
+    max_runtime_s: float | None = None,
 ) -> SubtitleResult:
     job = register_video(paths, video, glossary).job
     instance.add_dynamic_partitions(subtitle_job_partitions.name, [job])
     result = SubtitleResult(job=job)
-    # every language's codes are needed (Apertium modes, container tags): looked up before the
-    # language runs are forked, they share one load of pycountry's database (~40 ms each)
-    for lang in languages:
-        iso639_2(lang), iso639_3(lang)
-    with RunSequence(instance, job, force, progress, result.runs, side_by_side=len(languages)) as runs:
-        _run_all(runs, paths, job, languages, result, progress, container, burn_in)
+    runs = RunSequence(instance, job, force, progress, result.runs, max_runtime_s=max_runtime_s)
+    _run_all(runs, paths, job, languages, result, progress, container, burn_in)
     if out_dir is not None:
         result.deliverables = copy_deliverables(paths, job, languages, out_dir, container)
     return result
@@ -60,7 +56,7 @@ def _run_all(runs: RunSequence, paths: StagePaths, job: str, languages: list[str
     result.detected_language = manifest_for(paths, stages.TRANSCRIPT, job).details.get("language")
     progress(f"detected language: {result.detected_language}")
     progress(f"translate, write subtitles: {', '.join(languages)}")
-    runs.run_side_by_side([
+    runs.run_independent([
         PartitionRun(f"subtitles [{lang}]", "subtitle_language_job", job_language_partitions,
                      dg.MultiPartitionKey({"job": job, "lang": lang}))
         for lang in languages

@@ -8,7 +8,7 @@ import dagster as dg
 
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.storage import StageStore
-from stageflow_assets.core.stage import JOB_TAG
+from stageflow_assets.core.stage import JOB_TAG, SOURCE_TAG
 from stageflow_assets.subtitles.jobs import subtitle_source_job
 from stageflow_assets.subtitles.partitions import subtitle_job_partitions
 from stageflow_assets.subtitles.registry import register_video
@@ -51,7 +51,7 @@ def video_inbox_sensor(context: dg.SensorEvaluationContext, storage: StageStore)
             continue
         new_keys.append(job)
         requests.append(
-            dg.RunRequest(partition_key=job, run_key=job, tags={JOB_TAG: job, "stageflow/source": "inbox"})
+            dg.RunRequest(partition_key=job, run_key=job, tags={JOB_TAG: job, SOURCE_TAG: "inbox"})
         )
     return dg.SensorResult(
         run_requests=requests,

@@ -52,11 +52,12 @@ def run_vocab(
     instance: dg.DagsterInstance, paths: StagePaths, words: Path, deck: str, language: str = "en",
     native: str | None = None, reverse: bool = False, out_dir: Path | None = None,
     sync: SyncRequest | None = None, force: bool = False, progress: Callable[[str], None] = lambda _: None,
+    max_runtime_s: float | None = None,
 ) -> VocabResult:
     job = register_word_list(paths, words, deck, language, native, reverse).job
     instance.add_dynamic_partitions(word_list_partitions.name, [job])
     result = VocabResult(job=job)
-    runs = RunSequence(instance, job, force, progress, result.runs)
+    runs = RunSequence(instance, job, force, progress, result.runs, max_runtime_s=max_runtime_s)
     if not _batch_path(paths, words, job, runs, progress):
         progress(f"deck {deck!r} ({job}): parse, analyse, speak, build")
         runs.run("deck", "vocabulary_deck_job", word_list_partitions, job)

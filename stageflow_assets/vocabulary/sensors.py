@@ -20,7 +20,7 @@ from stageflow_assets.core.keys import sampled_content_hash
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.lexicon import Lexicon
 from stageflow_assets.vocabulary.claude import ClaudeLexicon, awaited_batch, submitted_batch
-from stageflow_assets.core.stage import JOB_TAG
+from stageflow_assets.core.stage import JOB_TAG, SOURCE_TAG
 from stageflow_assets.vocabulary.jobs import claude_batch_ingest_job, claude_batch_job, vocabulary_deck_job
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.vocabulary.registry import register_word_list
@@ -91,7 +91,7 @@ def words_inbox_sensor(context: dg.SensorEvaluationContext, storage: StageStore)
         # the run key includes the content: an edited list rebuilds, a touched one does not
         requests[job] = dg.RunRequest(partition_key=job, run_key=f"{job}:{content}",
                                       job_name=build_job_for(path),
-                                      tags={JOB_TAG: job, "stageflow/source": "inbox"})
+                                      tags={JOB_TAG: job, SOURCE_TAG: "inbox"})
     return dg.SensorResult(
         run_requests=list(requests.values()),
         dynamic_partitions_requests=[word_list_partitions.build_add_request(added)] if added else [],
@@ -140,7 +140,7 @@ def claude_batch_sensor(context: dg.SensorEvaluationContext, storage: StageStore
         handled[batch_id] = job
         requests.append(dg.RunRequest(
             partition_key=job, run_key=f"{job}:{batch_id}",
-            tags={JOB_TAG: job, BATCH_TAG: batch_id, "stageflow/source": "claude_batch_sensor"}))
+            tags={JOB_TAG: job, BATCH_TAG: batch_id, SOURCE_TAG: "claude_batch_sensor"}))
     # forget batches no deck points at any more, so the cursor stays small
     cursor = {batch_id: job for batch_id, job in handled.items() if batch_id in current}
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
