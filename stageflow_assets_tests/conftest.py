@@ -107,3 +107,12 @@ def speech_video(tmp_path_factory) -> Path:
 
     return sample_video(tmp_path_factory.mktemp("speech") / "speech.mp4",
                         text="The quick brown fox jumps over the lazy dog. The house is big.")
+
+
+@pytest.fixture(scope="session")
+def long_speech_video(tmp_path_factory) -> Path:
+    """~6.5 minutes of espeak-ng speech: Whisper needs far longer than the tests wait."""
+    from stageflow_assets.demo import sample_video
+
+    sentence = "The quick brown fox jumps over the lazy dog while the house stands big and tall near the river."
+    return sample_video(tmp_path_factory.mktemp("long") / "long.mp4", text=" ".join([sentence] * 60))

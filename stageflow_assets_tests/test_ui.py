@@ -78,3 +78,27 @@ def test_ui_shows_graph_runs_metadata_and_lineage(speech_video, tmp_path, ui_ser
             metadataEntries { label } } } } }""", {"job": job})["assetOrError"]
     labels = {e["label"] for e in asset["assetMaterializations"][0]["metadataEntries"]}
     assert {"manifest", "preview", "language", "config", "outputs", "reused"} <= labels
+
+
+def test_terminate_in_the_ui_stops_a_run_the_cli_executes(ui_server, long_speech_video, tmp_path):
+    """The UI's Terminate on a run the CLI executes: the CLI sees it CANCELING and stops it."""
+    from stageflow_assets_tests.test_cancel import job_dir, job_runs, stage_started, start_cli, wait_for
+
+    video = tmp_path / "terminated.mp4"
+    video.write_bytes(long_speech_video.read_bytes())
+    proc = start_cli(["subtitles", video, "--lang", "es", "--out", tmp_path / "out"])
+    wait_for(lambda: stage_started("terminated", "03_transcript"), 180, "transcription", proc)
+    (run,) = job_runs(job_dir("terminated").name)
+    answer = _graphql(ui_server, """mutation($id: String!) { terminateRun(runId: $id) { __typename } }""",
+                      {"id": run.run_id})
+    assert "terminateRun" in answer  # its answer varies (no process handle); the run's status is what counts
+    _, stderr = proc.communicate(timeout=120)
+
+    assert proc.returncode == 130, stderr[-2000:]
+    line = [l for l in stderr.splitlines() if l.startswith("stageflow:")]
+    assert line == [f"stageflow: interrupted: source, audio, transcript stopped: terminated (its run was "
+                    f"marked CANCELING, e.g. from the UI); nothing was delivered (run {run.run_id} canceled)"]
+    (run,) = job_runs(job_dir("terminated").name)
+    assert run.status.value == "CANCELED"
+    assert not (tmp_path / "out").exists()
+    assert not (job_dir("terminated") / "03_transcript" / "manifest.json").exists()

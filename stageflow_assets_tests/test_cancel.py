@@ -1,0 +1,143 @@
+"""Stopping work: Ctrl-C on the CLI, a run's max runtime (the UI's Terminate: test_ui.py).
+
+A real SIGINT goes to the CLI's whole process group, as a terminal sends it; the CLI runs in a
+session of its own with SIGINT not ignored (as in a terminal, unlike a background job).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from stageflow_assets.core.runs import MAX_RUNTIME_TAG
+from stageflow_assets.core.stage import JOB_TAG
+from stageflow_assets_tests.conftest import STAGEFLOW
+from stageflow_assets_tests.test_kill_resume import alive, descendants
+
+pytestmark = pytest.mark.slow
+APERTIUM = "/usr/bin/apertium"
+
+
+def start_cli(args: list, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([str(STAGEFLOW), *map(str, args)], start_new_session=True, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+
+
+def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the CLI ended before {what}: {proc.communicate()[1][-2000:]}")
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"no {what} within {timeout:g} s")
+
+
+def job_dir(job_prefix: str) -> Path | None:
+    found = sorted((Path(os.environ["STAGEFLOW_HOME"]) / "subtitles").glob(f"{job_prefix}-*"))
+    return found[0] if found else None
+
+
+def stage_started(job_prefix: str, stage_dir: str) -> bool:
+    job = job_dir(job_prefix)
+    log = job / stage_dir / "stage.log" if job else None
+    return bool(log and log.is_file() and " started" in log.read_text())
+
+
+def job_runs(job: str) -> list[dg.DagsterRun]:
+    with dg.DagsterInstance.get() as instance:
+        return [r.dagster_run for r in instance.get_run_records(filters=dg.RunsFilter(tags={JOB_TAG: job}))]
+
+
+def test_ctrl_c_during_transcription_cancels_the_run_at_once(long_speech_video, tmp_path):
+    video = tmp_path / "ctrlc.mp4"
+    video.write_bytes(long_speech_video.read_bytes())
+    out = tmp_path / "out"
+    proc = start_cli(["subtitles", video, "--lang", "es", "--out", out])
+    wait_for(lambda: stage_started("ctrlc", "03_transcript"), 180, "transcription", proc)
+    time.sleep(1.5)  # Whisper is loading or decoding
+    tools = descendants(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)
+    sent = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=120)
+    took = time.monotonic() - sent
+
+    assert proc.returncode == 130, stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("stageflow:")]
+    assert len(lines) == 1 and lines[0].startswith("stageflow: interrupted: source, audio, transcript stopped: "
+                                                   "Ctrl-C or SIGTERM; nothing was delivered (run "), stderr
+    assert "Traceback" not in stderr
+    assert stdout == "" and not out.exists()  # no deliverable
+    home = job_dir("ctrlc")
+    (run,) = job_runs(home.name)
+    assert run.status == dg.DagsterRunStatus.CANCELED
+    assert run.run_id in lines[0]
+    # stopped in the middle of the step: the transcript was never written, nothing half-written
+    transcript_dir = home / "03_transcript"
+    assert not (transcript_dir / "manifest.json").exists()
+    assert sorted(p.name for p in transcript_dir.iterdir()) == ["manifest.failed.json", "stage.log"]
+    assert not any(alive(pid) for pid in tools), tools
+    assert took < 60, took  # the whole transcription of 6.5 min takes far longer than a window's decoding
+
+
+def test_ctrl_c_while_a_tool_runs_kills_the_tool(speech_video, tmp_path):
+    if not Path(APERTIUM).is_file():
+        pytest.skip(f"{APERTIUM} is not installed (make install installs it)")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pid_file = tmp_path / "apertium.pid"
+    fake = bin_dir / "apertium"
+    # the real script's first lines tell stageflow where the installed pairs are; then it hangs
+    fake.write_text('#!/bin/sh\nAPERTIUM_DATADIR="${APERTIUM_DATADIR:-/usr/share/apertium}"\n'
+                    f'echo $$ > {pid_file}\nexec sleep 300\n')
+    fake.chmod(0o755)
+    video = tmp_path / "toolstop.mp4"
+    video.write_bytes(speech_video.read_bytes())
+    proc = start_cli(["subtitles", video, "--lang", "es", "--out", tmp_path / "out"],
+                  env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    wait_for(pid_file.exists, 180, "apertium", proc)
+    time.sleep(0.3)
+    tool = int(pid_file.read_text())
+    assert alive(tool)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130, stderr[-2000:]
+    assert [l for l in stderr.splitlines() if l.startswith("stageflow:")][0].startswith(
+        "stageflow: interrupted: subtitles [es] stopped: Ctrl-C or SIGTERM")
+    deadline = time.monotonic() + 10
+    while alive(tool) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(tool)
+    runs = {r.job_name: r.status for r in job_runs(job_dir("toolstop").name)}
+    assert runs == {"subtitle_source_job": dg.DagsterRunStatus.SUCCESS,
+                    "subtitle_language_job": dg.DagsterRunStatus.CANCELED}
+    assert not (tmp_path / "out").exists()
+
+
+def test_max_runtime_tags_the_runs_and_the_cli_cancels_a_run_past_it(long_speech_video, tmp_path):
+    video = tmp_path / "bounded.mp4"
+    video.write_bytes(long_speech_video.read_bytes())
+    proc = start_cli(["subtitles", video, "--lang", "es", "--max-runtime", "4"])
+    _, stderr = proc.communicate(timeout=300)
+
+    assert proc.returncode == 130, stderr[-2000:]
+    line = [l for l in stderr.splitlines() if l.startswith("stageflow:")]
+    assert len(line) == 1 and "stopped: it ran past its max runtime of 4 s (dagster/max_runtime)" in line[0], stderr
+    (run,) = job_runs(job_dir("bounded").name)
+    assert run.tags[MAX_RUNTIME_TAG] == "4"
+    assert run.status == dg.DagsterRunStatus.CANCELED
+
+
+def test_max_runtime_must_be_positive():
+    result = subprocess.run([str(STAGEFLOW), "subtitles", "x.mp4", "--lang", "es", "--max-runtime", "0"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "--max-runtime" in result.stderr
