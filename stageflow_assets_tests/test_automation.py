@@ -13,10 +13,11 @@ import pytest
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
-from dagster._core.events import DagsterEvent, DagsterEventType
+from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
 from dagster._core.utils import make_new_run_id
 
 from stageflow_assets.core.settings import configured_languages
+from stageflow_assets.core.stage import SOURCE_TAG
 from stageflow_assets.definitions import defs
 from stageflow_assets.subtitles.partitions import subtitle_job_partitions
 
@@ -46,11 +47,20 @@ class Daemon:
         assert result.total_requested == sum(map(len, requested.values()))
         return requested
 
-    def materialized(self, asset: str, *partitions, checks_pass: bool = True) -> None:
-        """A materialization plus the asset's own check results, as its step records them."""
+    def materialized(self, asset: str, *partitions, checks_pass: bool = True, source: str | None = None) -> None:
+        """A materialization plus the asset's own check results, as its step records them;
+        with `source`, in a run tagged `stageflow/source=<source>` (as the CLI's runs are)."""
         checks = [c for c in defs.resolve_asset_graph().get(dg.AssetKey(asset)).check_keys]
         for partition in partitions:
-            self.instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=partition))
+            materialization = dg.AssetMaterialization(asset, partition=partition)
+            if source is None:
+                self.instance.report_runless_asset_event(materialization)
+            else:
+                run = self.instance.add_run(dg.DagsterRun(job_name="__test__", run_id=make_new_run_id(),
+                                                          tags={SOURCE_TAG: source}))
+                self.instance.report_dagster_event(run_id=run.run_id, dagster_event=DagsterEvent(
+                    event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
+                    event_specific_data=StepMaterializationData(materialization), job_name="__test__"))
             record = self.instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[str(partition)]), limit=1
             ).records[0]
@@ -219,3 +229,24 @@ def test_failed_blocking_qc_keeps_the_daemon_from_muxing(daemon):
     assert daemon.tick()[MUX] == set()
     daemon.materialized("subtitles", multi(JOB, last))
     assert daemon.tick()[MUX] == {JOB}
+
+
+def test_work_the_cli_submits_is_not_chained_again_by_the_daemon(daemon):
+    """`make ui` beside the CLI: the CLI's runs into the languages asked for are all there is."""
+    for asset in ("source_video", "audio", "transcript", "cues"):
+        daemon.materialized(asset, JOB, source="cli")
+    assert daemon.tick() == nothing()  # no other configured language is translated
+    daemon.materialized("translation", multi(JOB, LANGS[0]), source="cli")
+    daemon.materialized("subtitles", multi(JOB, LANGS[0]), source="cli")
+    assert daemon.tick() == nothing()
+    daemon.materialized("subtitled_video", JOB, source="cli")
+    assert daemon.tick() == nothing()
+    # a forced re-run through the CLI later: still nothing for the daemon
+    daemon.materialized("cues", JOB, source="cli")
+    assert daemon.tick() == nothing()
+
+    # the same video dropped into the inbox afterwards: the inbox world chains itself
+    daemon.materialized("cues", JOB, source="inbox")
+    requested = daemon.tick()
+    assert requested[TRANSLATION] == {str(multi(JOB, lang)) for lang in LANGS}
+

@@ -15,13 +15,7 @@ from stageflow_assets.providers.media import MediaTools, SubtitleTrack
 from stageflow_assets.subtitles import stages
 from stageflow_assets.subtitles.assets import GROUP, PROVIDER_RETRY, stage_input
 from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
-from stageflow_assets.subtitles.translation_assets import EAGER
-
-# the daemon must not mux a job while any language's blocking QC has failed
-# (all_deps_blocking_checks_passed() is satisfied by one passing partition per dependency)
-MUX_CONDITION = EAGER & ~dg.AutomationCondition.any_deps_match(
-    dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed(), blocking_only=True)
-).with_label("no_dep_failed_blocking_checks")
+from stageflow_assets.subtitles.automation import MUX_CONDITION
 
 
 class MuxConfig(dg.Config):

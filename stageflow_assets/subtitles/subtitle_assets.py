@@ -15,7 +15,7 @@ from stageflow_assets.subtitles.models import TranslationDoc
 from stageflow_assets.subtitles.partitions import job_language_partitions
 from stageflow_assets.subtitles.rules import SubtitleRules
 from stageflow_assets.subtitles.style import SubtitleStyle
-from stageflow_assets.subtitles.translation_assets import EAGER
+from stageflow_assets.subtitles.automation import INBOX_EAGER
 
 # two checks, not one per rule: each check result costs events and lookups in every run
 QC_ERRORS_CHECK, QC_WARNINGS_CHECK = "qc_errors", "qc_warnings"
@@ -31,7 +31,7 @@ FORMATS = (("srt", "srt"), ("vtt", "vtt"), ("ass", "ass"))
 
 @dg.asset(
     partitions_def=job_language_partitions, group_name=GROUP, code_version="2",
-    kinds={"pysubs2"}, automation_condition=EAGER, metadata=stages.SUBTITLES.metadata,
+    kinds={"pysubs2"}, automation_condition=INBOX_EAGER, metadata=stages.SUBTITLES.metadata,
     check_specs=QC_CHECKS,
 )
 def subtitles(

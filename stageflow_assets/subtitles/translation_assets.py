@@ -11,13 +11,13 @@ from stageflow_assets.providers.asr import WhisperASR
 from stageflow_assets.providers.llm import ClaudeResource
 from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.subtitles import glossary, segmenter, stages, translators
+from stageflow_assets.subtitles.automation import INBOX_EAGER
 from stageflow_assets.subtitles.assets import GROUP, PROVIDER_RETRY, stage_input
 from stageflow_assets.subtitles.models import CueDoc, TranslatedCue, TranslationDoc
 from stageflow_assets.subtitles.partitions import job_language_partitions
 from stageflow_assets.subtitles.registry import global_glossary, load_job
 from stageflow_assets.subtitles.rules import SubtitleRules
 
-EAGER = dg.AutomationCondition.eager()
 CUE_PARITY_CHECK = "cue_count_matches_source"
 
 
@@ -34,7 +34,7 @@ def _glossary_inputs(paths, job: str) -> list[StageInput]:
 
 @dg.asset(
     partitions_def=job_language_partitions, group_name=GROUP, code_version="5",
-    kinds={"apertium", "claude"}, retry_policy=PROVIDER_RETRY, automation_condition=EAGER,
+    kinds={"apertium", "claude"}, retry_policy=PROVIDER_RETRY, automation_condition=INBOX_EAGER,
     metadata=stages.TRANSLATION.metadata,
     check_specs=[dg.AssetCheckSpec(CUE_PARITY_CHECK, asset="translation", blocking=True,
                                    partitions_def=job_language_partitions,
