@@ -7,6 +7,7 @@ import dagster as dg
 from stageflow_assets.core.io_manager import StageManifestIOManager
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.asr_whisperx import asr_resource_from_env
+from stageflow_assets.providers.breaker import breaker_config_from_env
 from stageflow_assets.providers.media import MediaTools
 from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.providers.llm import ClaudeResource
@@ -24,9 +25,10 @@ def _claude() -> ClaudeResource:
     # EnvVar only when the key exists: an unset EnvVar fails every step that lists the resource,
     # and the offline default must run without a key
     base_url = os.environ.get("STAGEFLOW_CLAUDE_BASE_URL")  # a gateway or proxy; tests: a fake
+    breaker = breaker_config_from_env()  # STAGEFLOW_BREAKER_*
     if os.environ.get("ANTHROPIC_API_KEY"):
-        return ClaudeResource(api_key=dg.EnvVar("ANTHROPIC_API_KEY"), base_url=base_url)
-    return ClaudeResource(api_key="", base_url=base_url)
+        return ClaudeResource(api_key=dg.EnvVar("ANTHROPIC_API_KEY"), base_url=base_url, breaker=breaker)
+    return ClaudeResource(api_key="", base_url=base_url, breaker=breaker)
 
 # The in-process executor: per-step process spawn costs seconds on small machines, and a
 # run is one partition's short chain; parallelism comes from concurrent runs.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timezone
 from typing import Any
 
 
@@ -24,3 +26,25 @@ class BadInputError(StageError):
 
 class ProviderError(StageError):
     """A tool or service failed; a retry may help (timeouts, flaky services)."""
+
+
+class CircuitOpenError(ProviderError):
+    """A provider's circuit breaker is open: the call was not made (providers/breaker.py).
+
+    Not retryable through a step's RetryPolicy: a retry a second later meets the same open
+    circuit. `wait_retries` > 0 asks for a retry once the cool-down is over instead
+    (`dg.RetryRequested(max_retries=wait_retries, seconds_to_wait=seconds_left())`)."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, provider: str, until: datetime, wait_retries: int = 0,
+                 **details: Any) -> None:
+        super().__init__(message, provider=provider, **details)
+        self.provider = provider
+        self.until = until
+        self.wait_retries = wait_retries
+
+    def seconds_left(self) -> float:
+        """Seconds until the trial call may be made (at least 1: Dagster needs a real wait)."""
+        left = (self.until - datetime.now(timezone.utc)).total_seconds()
+        return float(max(1, math.ceil(left)))

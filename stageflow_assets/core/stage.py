@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import dagster as dg
 
-from stageflow_assets.core.errors import BadInputError, StageError
+from stageflow_assets.core.errors import BadInputError, CircuitOpenError, StageError
 from stageflow_assets.core.hashing import sha256_file, sha256_json
 from stageflow_assets.core.manifest import (
     FAILED_MANIFEST_NAME,
@@ -255,16 +255,17 @@ def run_stage(
             raise dg.Failure(description=f"{stage} [{base['partition']}] interrupted: the run was canceled",
                              allow_retries=False) from exc
         if isinstance(exc, StageError):
-            raise dg.Failure(
-                description=exc.message,
-                metadata={
-                    "input": dg.MetadataValue.json(exc.details) if exc.details else "",
-                    "failed_manifest": dg.MetadataValue.path(
-                        str(directory / FAILED_MANIFEST_NAME)
-                    ),
-                },
-                allow_retries=exc.retryable,
-            ) from exc
+            metadata = {
+                "input": dg.MetadataValue.json(exc.details) if exc.details else "",
+                "failed_manifest": dg.MetadataValue.path(str(directory / FAILED_MANIFEST_NAME)),
+            }
+            if isinstance(exc.details.get("breaker"), dict):
+                metadata["breaker"] = dg.MetadataValue.json(exc.details["breaker"])
+            failure = dg.Failure(description=exc.message, metadata=metadata, allow_retries=exc.retryable)
+            if isinstance(exc, CircuitOpenError) and exc.wait_retries > 0:
+                # the provider's circuit is open: try again once its cool-down is over
+                raise dg.RetryRequested(max_retries=exc.wait_retries, seconds_to_wait=exc.seconds_left()) from failure
+            raise failure from exc
         raise
 
 

@@ -2,7 +2,8 @@
 
 AnkiConnect answers errors with HTTP 200 and a non-null `error`, so the status code alone says
 nothing: an `error` is final (Anki refused), while connection failures, timeouts and 5xx are
-retried with backoff. The optional API key travels in the body and is never logged.
+retried with backoff; a call that still got no answer counts against the `ankiconnect` circuit
+breaker (providers/breaker.py). The optional API key travels in the body and is never logged.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from stageflow_assets.core.errors import ProviderError
 from stageflow_assets.providers.anki import NoteSpec, NoteType
+from stageflow_assets.providers.breaker import BreakerConfig, circuit, guarded
 
 if TYPE_CHECKING:
     import requests  # imported where a request is made: ~40 ms of start-up otherwise
@@ -51,18 +53,32 @@ class AnkiConnect(dg.ConfigurableResource):
     timeout_s: float = 10
     max_retries: int = 3
     backoff_s: float = 0.5
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig,
+                                   description="circuit breaker (STAGEFLOW_BREAKER_*)")
 
     def with_url(self, url: str) -> "AnkiConnect":
         """The same client settings against another AnkiConnect (a per-run override)."""
         return AnkiConnect(url=url, api_key=self.api_key, timeout_s=self.timeout_s,
-                           max_retries=self.max_retries, backoff_s=self.backoff_s)
+                           max_retries=self.max_retries, backoff_s=self.backoff_s, breaker=self.breaker)
+
+    def breaker_state(self) -> dict:
+        """This AnkiConnect's circuit state, for step metadata."""
+        return circuit("ankiconnect", self.url, self.breaker).state()
 
     def invoke(self, action: str, **params):
-        import requests
-
         body = {"action": action, "version": API_VERSION, "params": params}
         if self.api_key:
             body["key"] = self.api_key
+        # only "did Anki answer" goes through the breaker: a refusal in the answer is Anki working
+        with guarded("ankiconnect", self.url, self.breaker):
+            response = self._post(action, body)
+        return self._result(action, response)
+
+    def _post(self, action: str, body: dict) -> "requests.Response":
+        """The first answer that is not a 5xx, retrying transport failures; ProviderError when
+        there is none after `max_retries`."""
+        import requests
+
         last = "no attempt"
         for attempt in range(self.max_retries + 1):
             if attempt:
@@ -75,7 +91,7 @@ class AnkiConnect(dg.ConfigurableResource):
             if response.status_code >= 500:
                 last = f"HTTP {response.status_code}"
                 continue
-            return self._result(action, response)
+            return response
         raise ProviderError(f"AnkiConnect at {self.url} did not answer {action} after "
                             f"{self.max_retries + 1} tries ({last}): is Anki running with AnkiConnect?",
                             url=self.url, action=action)

@@ -3,6 +3,8 @@
 `ImageGenerator` is the interface; `OpenAIImages` speaks the OpenAI-compatible
 `POST {base_url}/images/generations` (`response_format: b64_json`), which many local servers
 also serve. The API key comes from an `EnvVar` and only ever goes into the request header.
+A request that gets no answer after its retries (429/5xx/transport) counts against the `images`
+circuit breaker (providers/breaker.py); a refusal (4xx) or a bad image does not.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import random
 import time
 
 import dagster as dg
+from pydantic import Field
 
 from stageflow_assets.core.errors import ProviderError
+from stageflow_assets.providers.breaker import BreakerConfig, circuit, guarded
 
 if TYPE_CHECKING:
     import requests  # imported where a request is made: ~40 ms of start-up otherwise
@@ -61,17 +65,33 @@ class OpenAIImages(ImageGenerator):
     timeout_s: float = 120
     max_retries: int = 2
     backoff_s: float = 1.0
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig,
+                                   description="circuit breaker (STAGEFLOW_BREAKER_*)")
 
     def parameters(self) -> dict[str, object]:
         return {"enabled": self.enabled, "backend": "openai-images", "base_url": self.base_url,
                 "model": self.model, "size": self.size, "prompt_version": PROMPT_VERSION}
 
+    def breaker_state(self) -> dict[str, object]:
+        """The image API's circuit state, for step metadata."""
+        return circuit("images", self.base_url, self.breaker).state()
+
     def generate(self, prompt: str) -> tuple[bytes, str]:
         """(image bytes, file extension) for `prompt`."""
+        body = {"model": self.model, "prompt": prompt, "n": 1, "size": self.size, "response_format": "b64_json"}
+        with guarded("images", self.base_url, self.breaker):
+            response = self._post(body)
+        if response.status_code != 200:
+            raise ProviderError(f"image API refused the request (HTTP {response.status_code}): "
+                                f"{_message(response)}", status=response.status_code)
+        return _decode(response)
+
+    def _post(self, body: dict) -> "requests.Response":
+        """The first answer that is neither a 429 nor a 5xx, retrying those and transport
+        failures; ProviderError when there is none after `max_retries`."""
         import requests
 
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        body = {"model": self.model, "prompt": prompt, "n": 1, "size": self.size, "response_format": "b64_json"}
         url = self.base_url.rstrip("/") + "/images/generations"
         last = "no attempt"
         for attempt in range(self.max_retries + 1):
@@ -85,10 +105,7 @@ class OpenAIImages(ImageGenerator):
             if response.status_code == 429 or response.status_code >= 500:
                 last = f"HTTP {response.status_code}: {_message(response)}"
                 continue
-            if response.status_code != 200:
-                raise ProviderError(f"image API refused the request (HTTP {response.status_code}): "
-                                    f"{_message(response)}", status=response.status_code)
-            return _decode(response)
+            return response
         raise ProviderError(f"image API at {self.base_url} failed after {self.max_retries + 1} tries ({last})",
                             url=self.base_url)
 

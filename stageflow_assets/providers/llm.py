@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from importlib.metadata import version
-from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence, TypeVar
 
 import dagster as dg
 from pydantic import BaseModel, Field, PrivateAttr
 
 from stageflow_assets.core.errors import ProviderError
 from stageflow_assets.providers import llm_batches, llm_pricing, llm_prompts
+from stageflow_assets.providers.breaker import BreakerConfig, circuit, guarded
 from stageflow_assets.providers.llm_transport import api_errors, make_client
 from stageflow_assets.providers.llm_types import BatchRequest, BatchResult, Usage, ids_to_rebatch
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:  # the SDK is imported on first use only: it costs ~2 s at sta
     import anthropic
 
 M = TypeVar("M", bound=BaseModel)
+DEFAULT_BASE_URL = "https://api.anthropic.com"
 log = dg.get_dagster_logger("stageflow_assets.llm")
 
 
@@ -36,6 +39,8 @@ class ClaudeResource(dg.ConfigurableResource):
     translate_chunk_lines: int = 100
     input_usd_per_mtok: float | None = Field(default=None, description="overrides the price table")
     output_usd_per_mtok: float | None = Field(default=None, description="overrides the price table")
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig,
+                                   description="circuit breaker (STAGEFLOW_BREAKER_*)")
     _client: Any = PrivateAttr(default=None)
 
     # ------------------------------------------------------------------ plumbing
@@ -59,8 +64,17 @@ class ClaudeResource(dg.ConfigurableResource):
                         "(set ClaudeResource.input_usd_per_mtok/output_usd_per_mtok)")
         return price
 
-    def _errors(self, what: str):
-        return api_errors(what, model=self.model, max_retries=self.max_retries, timeout_s=self.timeout_s)
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """One API call (after the SDK's own retries) through the circuit breaker, its errors
+        mapped to stage errors; the breaker counts the retryable ones (429, 5xx, 529, timeouts)."""
+        with guarded("claude", self.base_url or DEFAULT_BASE_URL, self.breaker), \
+                api_errors(what, model=self.model, max_retries=self.max_retries, timeout_s=self.timeout_s):
+            yield
+
+    def breaker_state(self) -> dict[str, Any]:
+        """The Claude circuit's state, for step metadata."""
+        return circuit("claude", self.base_url or DEFAULT_BASE_URL, self.breaker).state()
 
     def _create(self, **params: Any) -> Any:
         with self._errors("messages.create"):
@@ -174,13 +188,13 @@ class ClaudeResource(dg.ConfigurableResource):
         """Results of an ended batch by custom_id, validated with `schema` (one, or one per id).
         Pick items to send again with `ids_to_rebatch(results)`."""
         price = self._price()
+        status, _ = self.batch_status(batch_id)
+        if status != "ended":  # not a service failure: outside the breaker
+            raise ProviderError(f"Claude batch {batch_id} is {status}, not ended: poll again later",
+                                batch_id=batch_id)
         with self._errors(f"batch {batch_id} results"):
-            status, _ = self.batch_status(batch_id)
-            if status != "ended":
-                raise ProviderError(f"Claude batch {batch_id} is {status}, not ended: poll again later",
-                                    batch_id=batch_id)
-            return {
-                item.custom_id: llm_batches.batch_result(
-                    item, llm_batches.schema_for(schema, item.custom_id), price)
-                for item in self.client().messages.batches.results(batch_id)
-            }
+            items = list(self.client().messages.batches.results(batch_id))
+        return {
+            item.custom_id: llm_batches.batch_result(item, llm_batches.schema_for(schema, item.custom_id), price)
+            for item in items
+        }

@@ -136,7 +136,8 @@ def word_analysis(
             # Messages calls of this run (full rate); the batch's own usage (batch rate) is
             # claude_batch_results' and is repeated here for the deck's total
             out.details.update(llm_usage=lexicon.usage().model_dump(), answered_by_batch=analyser.answered,
-                               asked_by_messages=analyser.computed - analyser.answered)
+                               asked_by_messages=analyser.computed - analyser.answered,
+                               breaker=lexicon.claude.breaker_state())
             rounds = {w.custom_id: w.round for w in batch.words} if batch is not None else {}
             computed = {custom_id_for(job.language, w.headword, w.pos_hint) for w in analyser.computed_words}
             paths_taken = {}

@@ -150,9 +150,11 @@ def claude_batch(
         out.log(f"submitted Claude batch {batch_id}: {len(requests)} requests")
         batch = BatchDoc(**doc.model_dump(), batch_id=batch_id, submitted_at=datetime.now(timezone.utc))
         out.output("batch.json", kind="batch", fmt="json").write_text(batch.model_dump_json(indent=1), encoding="utf-8")
-        out.details.update(batch_id=batch_id, requests=len(requests), model=doc.lexicon.get("model"))
+        out.details.update(batch_id=batch_id, requests=len(requests), model=doc.lexicon.get("model"),
+                           breaker=lexicon.claude.breaker_state())
         out.preview = f"Claude batch `{batch_id}`: {len(requests)} requests, submitted {batch.submitted_at:%Y-%m-%d %H:%M} UTC"
 
+    # an open circuit means nothing was submitted: waiting for the cool-down cannot double-submit
     return run_stage(context, paths, stages.CLAUDE_BATCH, inputs=inputs, config=config, work=work,
                      provider_versions=lexicon.versions())
 
@@ -286,6 +288,7 @@ def claude_batch_results(
             messages_fallback=[f.headword for f in to_messages][:200],
             unexpected_custom_ids=unexpected[:20],
             llm_batch_usage=usage.model_dump(), cost_rate="batch (50% of the Messages price)",
+            breaker=lexicon.claude.breaker_state(),
         )
         if to_messages:
             out.warnings.append(f"{len(to_messages)} batch item(s) did not succeed "

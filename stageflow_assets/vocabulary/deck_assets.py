@@ -155,6 +155,7 @@ def anki_sync(
             # the deck stage recorded where each media file it packaged lives
             media = [paths.absolute(r.path) for r in anki_deck.inputs if r.kind == "media"]
             report = client.sync(doc.deck, NOTE_TYPE, specs, media).model_dump()
+            out.details["breaker"] = client.breaker_state()
         out.output("sync.json", kind="sync_report", fmt="json").write_text(json.dumps(report, indent=1), encoding="utf-8")
         out.details.update({k: v for k, v in report.items() if k != "failed"}, failed=report.get("failed", []))
         if report.get("failed"):

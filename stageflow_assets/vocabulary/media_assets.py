@@ -17,6 +17,7 @@ from stageflow_assets.core.manifest import StageManifest
 from stageflow_assets.core.paths import write_text_atomic
 from stageflow_assets.core.stage import StageWriter, run_stage
 from stageflow_assets.core.storage import StageStore
+from stageflow_assets.providers.breaker import CircuitOpenError
 from stageflow_assets.providers.images import ImageGenerator
 from stageflow_assets.providers.tts import EspeakTTS
 from stageflow_assets.vocabulary import stages
@@ -124,6 +125,8 @@ def card_images(
             else:
                 try:
                     data, ext = images.generate(prompt)
+                except CircuitOpenError:
+                    raise  # the API is down: the step fails (or waits), not each word in turn
                 except ProviderError as exc:
                     items.append(ImageItem(key=word.key, headword=word.headword, issue=exc.message))
                     continue
@@ -137,6 +140,7 @@ def card_images(
         result = ImageDoc(enabled=True, backend=str(params.get("backend")), items=items)
         out.output("images.json", kind="image_index", fmt="json").write_text(result.model_dump_json(indent=1), encoding="utf-8")
         out.details.update(files=len(claimed), generated=made, reused_files=reused,
-                           failed={i.headword: i.issue for i in items if i.issue})
+                           failed={i.headword: i.issue for i in items if i.issue},
+                           breaker=images.breaker_state())
 
     return run_stage(context, paths, stages.CARD_IMAGES, inputs=[source], config=params, work=work)

@@ -6,6 +6,8 @@ The lexicon is WordNet unless `STAGEFLOW_LEXICON=claude` (key `ANTHROPIC_API_KEY
 `STAGEFLOW_CLAUDE_BASE_URL` for a gateway or a test server, lists with more words to ask than
 `STAGEFLOW_CLAUDE_BATCH_THRESHOLD` (default 50) through Message Batches, with up to
 `STAGEFLOW_CLAUDE_MAX_REBATCH_ROUNDS` (default 2) follow-up batches for expired/errored items).
+Every network provider (Claude, AnkiConnect, images) gets the circuit-breaker settings of
+`STAGEFLOW_BREAKER_*` (providers/breaker.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import dagster as dg
 
 from stageflow_assets.providers.anki import AnkiCollection
 from stageflow_assets.providers.ankiconnect import AnkiConnect
+from stageflow_assets.providers.breaker import breaker_config_from_env
 from stageflow_assets.providers.images import ImageGenerator, OpenAIImages
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.providers.lexicon import Lexicon, WordNetLexicon
@@ -67,18 +70,20 @@ def lexicon_from_env(resolve_secrets: bool = False) -> Lexicon:
             raise BadInputError(f"{name}={raw!r} is not a whole number") from None
         if name == REBATCH_ROUNDS_ENV and numbers[name] < 0:
             raise BadInputError(f"{name}={raw!r} is negative")
-    claude = ClaudeResource(api_key=key, base_url=os.environ.get(CLAUDE_BASE_URL_ENV) or None)
+    claude = ClaudeResource(api_key=key, base_url=os.environ.get(CLAUDE_BASE_URL_ENV) or None,
+                            breaker=breaker_config_from_env())
     return ClaudeLexicon(claude=claude, batch_threshold=numbers[BATCH_THRESHOLD_ENV],
                          max_rebatch_rounds=numbers[REBATCH_ROUNDS_ENV])
 
 
 def vocabulary_resources() -> dict[str, dg.ConfigurableResource]:
+    breaker = breaker_config_from_env()
     ankiconnect = AnkiConnect(url=os.environ.get(ANKICONNECT_URL_ENV) or AnkiConnect().url,
-                              api_key=_env(ANKICONNECT_KEY_ENV))
+                              api_key=_env(ANKICONNECT_KEY_ENV), breaker=breaker)
     images: ImageGenerator = ImageGenerator()
     if os.environ.get(IMAGES_URL_ENV):
         images = OpenAIImages(base_url=os.environ[IMAGES_URL_ENV], api_key=_env(IMAGES_KEY_ENV),
-                              model=os.environ.get(IMAGES_MODEL_ENV) or OpenAIImages().model)
+                              model=os.environ.get(IMAGES_MODEL_ENV) or OpenAIImages().model, breaker=breaker)
     severity = os.environ.get(IPA_SEVERITY_ENV, "WARN").upper()
     return {
         "lexicon": lexicon_from_env(),
