@@ -5,6 +5,7 @@ import os
 import dagster as dg
 
 from stageflow_assets.core.io_manager import StageManifestIOManager
+from stageflow_assets.core.sensors import worker_health_sensor
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.asr_whisperx import asr_resource_from_env
 from stageflow_assets.providers.breaker import breaker_config_from_env
@@ -48,6 +49,7 @@ shared = dg.Definitions(
         **vocabulary_resources,
     },
     sensors=[
+        worker_health_sensor,
         dg.AutomationConditionSensorDefinition(
             "stageflow_automation",
             target=dg.AssetSelection.all(),

@@ -38,20 +38,14 @@ def ensure_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     config = home / "dagster.yaml"
-    if (home / _READY).exists() and not os.environ.get(POSTGRES_ENV):
+    if (home / _READY).exists():
+        _check_matches_environment(config)
         _upgrade_old_config(config)
         return home
     with _home_lock(home):
-        if config.exists() and os.environ.get(POSTGRES_ENV) and "postgres" not in config.read_text():
-            raise InstanceConfigError(
-                f"{POSTGRES_ENV} is set but {config} configures SQLite: use a new DAGSTER_HOME "
-                "(it gets dagster-postgres.yaml) or put a postgres storage section in that file"
-            )
         if not config.exists():
-            name = "dagster-postgres.yaml" if os.environ.get(POSTGRES_ENV) else "dagster.yaml"
-            template = project_root() / name
-            if template.is_file():
-                _write_atomic(config, template.read_text())
+            _write_atomic(config, _new_config())
+        _check_matches_environment(config)
         _upgrade_old_config(config)
         if not (home / _READY).exists():
             import dagster as dg
@@ -60,6 +54,35 @@ def ensure_dagster_home() -> Path:
                 instance.get_runs(limit=1)
             (home / _READY).touch()
     return home
+
+
+def _new_config() -> str:
+    from stageflow_assets.core import scaleout
+
+    name = "dagster-postgres.yaml" if os.environ.get(POSTGRES_ENV) or scaleout.enabled() else "dagster.yaml"
+    text = (project_root() / name).read_text()
+    return scaleout.instance_yaml(text) if scaleout.enabled() else text
+
+
+def _check_matches_environment(config: Path) -> None:
+    from stageflow_assets.core import scaleout
+
+    text = config.read_text()
+    if os.environ.get(POSTGRES_ENV) and "postgres" not in text:
+        raise InstanceConfigError(
+            f"{POSTGRES_ENV} is set but {config} configures SQLite: use a new DAGSTER_HOME "
+            "(it gets dagster-postgres.yaml) or put a postgres storage section in that file"
+        )
+    if scaleout.enabled() and "CeleryRunLauncher" not in text:
+        raise InstanceConfigError(
+            f"{scaleout.BROKER_ENV} is set but {config} has no Celery run launcher: use a new DAGSTER_HOME "
+            "(stageflow configures it for Celery) or unset the variable"
+        )
+    if "CeleryRunLauncher" in text and not scaleout.enabled():
+        raise InstanceConfigError(
+            f"{config} launches runs on Celery workers: set {scaleout.BROKER_ENV} and {POSTGRES_ENV} "
+            "as on the workers, or use another DAGSTER_HOME"
+        )
 
 
 def _upgrade_old_config(config: Path) -> None:

@@ -9,7 +9,9 @@ import dagster as dg
 
 from stageflow_assets.core.manifest import StageManifest, stage_manifest
 from stageflow_assets.core.paths import StagePaths, StageSpec
+from stageflow_assets.core import scaleout
 from stageflow_assets.core.cancel import RunWatcher
+from stageflow_assets.core.queued import QueuedRuns
 from stageflow_assets.core.runs import MAX_RUNTIME_TAG, PartitionRun, RunOutcome, execute_partition
 from stageflow_assets.core.stage import FORCE_TAG, JOB_TAG, SOURCE_TAG
 
@@ -62,8 +64,14 @@ class RunSequence:
             tags[MAX_RUNTIME_TAG] = f"{self.max_runtime_s:g}"
         return tags
 
+    def __post_init__(self) -> None:
+        # scale-out: runs go through the instance's queue to Celery workers (core/queued.py)
+        self._queue = QueuedRuns(self.instance, self.tags, self.progress) if scaleout.enabled() else None
+
     def run(self, what: str, job_name: str, partitions_def: dg.PartitionsDefinition, key: Any,
             run_config: dict | None = None) -> str:
+        if self._queue is not None:
+            return self._run_queued([PartitionRun(what, job_name, partitions_def, key, run_config)])[0]
         watcher = RunWatcher(self.instance)
         try:
             with watcher:
@@ -82,6 +90,8 @@ class RunSequence:
 
         All of them run; then the first failure, in `planned` order, is raised.
         """
+        if self._queue is not None:
+            return self._run_queued(planned)
         run_ids, failure = [], None
         for request in planned:
             try:
@@ -92,6 +102,28 @@ class RunSequence:
         if failure is not None:
             raise failure
         return run_ids
+
+    def _run_queued(self, planned: list[PartitionRun]) -> list[str]:
+        """Queue the runs, wait for them on the workers; Ctrl-C cancels them. All of them end
+        before the first failure, in `planned` order, is raised."""
+        try:
+            finished = self._queue.run_all(planned)
+        except KeyboardInterrupt as exc:
+            self._queue.cancel_open("Ctrl-C or SIGTERM on the command that queued it")
+            raise Interrupted(", ".join(p.what for p in planned), next(iter(self._queue.open), None),
+                              "Ctrl-C or SIGTERM") from exc
+        failure = None
+        for request, outcome in finished:
+            if outcome.canceled:
+                self.runs.append((request.what, outcome.run_id))
+                raise Interrupted(request.what, outcome.run_id, "its run was canceled")
+            try:
+                self._record(request.what, outcome)
+            except PipelineError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return [outcome.run_id for _, outcome in finished]
 
     def _stopped_run(self, watcher: RunWatcher) -> str | None:
         if watcher.stopped:

@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 
 PID_TAG = "stageflow/pid"
+HOST_TAG = "stageflow/host"
 # which CLI process executes the run: the run watcher finds its own runs by it
 SESSION_TAG = "stageflow/session"
 # Dagster's own tag names (the run monitoring daemon and the UI read them)
@@ -53,7 +54,11 @@ def reconstructable_job(name: str):
 
 def failure_message(result: dg.ExecutionResult) -> str | None:
     """The first step failure as one line: a Failure's description, else the error message."""
-    for event in result.all_events:
+    return first_failure(result.all_events) or (None if result.success else "run failed")
+
+
+def first_failure(events) -> str | None:
+    for event in events:
         if event.is_step_failure:
             data = event.step_failure_data
             if data.user_failure_data and data.user_failure_data.description:
@@ -62,7 +67,7 @@ def failure_message(result: dg.ExecutionResult) -> str | None:
             while error is not None and error.cause is not None and "DagsterExecution" in error.cls_name:
                 error = error.cause
             return error.message.strip().splitlines()[0] if error else "step failed"
-    return None if result.success else "run failed"
+    return None
 
 
 def outcome_of(instance: dg.DagsterInstance, result: dg.ExecutionResult) -> RunOutcome:
@@ -75,9 +80,7 @@ def outcome_of(instance: dg.DagsterInstance, result: dg.ExecutionResult) -> RunO
 
 def process_tags() -> dict[str, str]:
     """Which process executes a run: its pid (for `reexecute`) and this CLI session."""
-    from stageflow_assets.core.cancel import session_id
-
-    return {PID_TAG: f"{os.getpid()}", SESSION_TAG: session_id(), "stageflow/host": socket.gethostname()}
+    return {PID_TAG: f"{os.getpid()}", SESSION_TAG: _session(), HOST_TAG: socket.gethostname()}
 
 
 def execute_partition(
@@ -93,6 +96,56 @@ def execute_partition(
         reconstructable_job(job_name), instance, run_config={**QUIET, **(run_config or {})}, tags=run_tags,
     )
     return outcome_of(instance, result)
+
+
+def launch_partition(
+    instance: dg.DagsterInstance,
+    job_name: str,
+    partitions_def: dg.PartitionsDefinition,
+    partition_key: Any,
+    tags: dict[str, str],
+    run_config: dict | None = None,
+) -> str:
+    """Create the run and hand it to the instance's run launcher (Celery: a task in the broker's
+    queue that the next free worker takes).
+
+    Not through Dagster's run queue: a queued run must carry a code-location origin, which only a
+    workspace (the webserver, the daemon) can give, and none is public to a plain process. The
+    workers' concurrency is the limit instead; runs wait in the broker, STARTING.
+    """
+    # Dagster's run retries cannot re-execute a run without a code-location origin: the CLI
+    # launches a run again itself when its worker stopped (core/queued.py)
+    run_tags = {**partitions_def.get_tags_for_partition_key(str(partition_key)), **tags,
+                SESSION_TAG: _session(), MAX_RETRIES_TAG: "0"}
+    run = instance.create_run_for_job(
+        job_def=job_named(job_name), run_config={**QUIET, **(run_config or {})}, tags=run_tags,
+        job_code_origin=reconstructable_job(job_name).get_python_origin(),
+    )
+    instance.launch_run(run.run_id, workspace=None)
+    return run.run_id
+
+
+def outcome_of_finished(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
+    """The outcome of a run that has ended, from the instance (where it ran does not matter)."""
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        return RunOutcome(run_id, False, "the run is gone from the instance")
+    if run.status == dg.DagsterRunStatus.SUCCESS:
+        return RunOutcome(run_id, True)
+    if run.status in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.CANCELING):
+        return RunOutcome(run_id, False, "canceled", canceled=True)
+    failures = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    error = first_failure([r.event_log_entry.dagster_event for r in failures])
+    if error is None:
+        ended = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+        error = ended[-1].event_log_entry.message if ended else "run failed"
+    return RunOutcome(run_id, False, error)
+
+
+def _session() -> str:
+    from stageflow_assets.core.cancel import session_id
+
+    return session_id()
 
 
 @dataclass(frozen=True)
@@ -118,7 +171,7 @@ def reexecute_from_failure(instance: dg.DagsterInstance, run_id: str, extra_tags
         raise LookupError(f"no run {run_id} in this instance")
     if run.status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
         pid = int(run.tags.get(PID_TAG, "0") or 0)
-        if pid and run.tags.get("stageflow/host", socket.gethostname()) == socket.gethostname() and _alive(pid):
+        if pid and run.tags.get(HOST_TAG, socket.gethostname()) == socket.gethostname() and _alive(pid):
             raise RuntimeError(f"run {run_id} is still running (process {pid})")
         # this command is the retry: keep the daemon's automatic run retry from starting another
         instance.add_run_tags(run_id, {MAX_RETRIES_TAG: "0"})

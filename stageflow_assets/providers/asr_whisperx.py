@@ -407,6 +407,8 @@ def asr_resource_from_env() -> WhisperASR | WhisperXASR:
     if asr_backend_from_env() == "whisperx":
         token = dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None
         return WhisperXASR(device=device, hf_token=token)
+    threads = os.environ.get("STAGEFLOW_ASR_THREADS", "").strip()  # `stageflow worker --threads`
+    cpu_threads = int(threads) if threads.isdigit() else 0
     if device == "cpu":
-        return WhisperASR()
-    return WhisperASR(device=_split_device(device)[0], compute_type="float16")
+        return WhisperASR(cpu_threads=cpu_threads)
+    return WhisperASR(device=_split_device(device)[0], compute_type="float16", cpu_threads=cpu_threads)

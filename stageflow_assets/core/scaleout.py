@@ -1,0 +1,107 @@
+"""Scale-out settings: PostgreSQL storage, a Celery broker, and what the instance is built from.
+
+With `STAGEFLOW_POSTGRES_URL` and `STAGEFLOW_CELERY_BROKER` set, a new DAGSTER_HOME gets
+PostgreSQL storage, Dagster's queued run coordinator and dagster-celery's run launcher: the
+daemon launches each queued run as one Celery task, a `stageflow worker` executes it with the
+in-process executor. Secrets stay in the environment: dagster.yaml names the variables.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+from stageflow_assets.core.instance import InstanceConfigError
+
+BROKER_ENV = "STAGEFLOW_CELERY_BROKER"
+BACKEND_ENV = "STAGEFLOW_CELERY_BACKEND"
+POSTGRES_ENV = "STAGEFLOW_POSTGRES_URL"
+DEFAULT_BACKEND = "redis://127.0.0.1:6379/0"
+DEFAULT_QUEUE = "default"
+GPU_QUEUE = "gpu"
+QUEUE_TAG = "dagster-celery/queue"  # dagster-celery's run launcher routes a run by it
+WORKER_TAG = "stageflow/worker"
+HEARTBEAT_S = 5.0  # a worker writes its heartbeat this often ...
+HEARTBEAT_TTL_S = 20  # ... and it expires after this long without one
+
+
+class ScaleOutConfigError(InstanceConfigError):
+    """The scale-out settings are incomplete or unusable."""
+
+
+def enabled() -> bool:
+    return bool(os.environ.get(BROKER_ENV))
+
+
+def redact(url: str) -> str:
+    """A URL fit for a log line: any password or token replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None and not (parts.username and "@" in parts.netloc):
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+def broker_url() -> str:
+    url = os.environ.get(BROKER_ENV, "")
+    if urlsplit(url).scheme not in ("redis", "rediss", "amqp", "amqps", "pyamqp"):
+        raise ScaleOutConfigError(
+            f"{BROKER_ENV}={redact(url)!r}: give a redis://host:port/N or amqp://user@host:5672// URL")
+    return url
+
+
+def backend_source() -> tuple[str, str | None]:
+    """(how dagster.yaml gets the result backend, the literal URL when no variable holds it).
+
+    Default: the broker when it is Redis, else Redis on 127.0.0.1. A result backend must
+    persist task states (the daemon reads them), so never `rpc://`.
+    """
+    if os.environ.get(BACKEND_ENV):
+        if not os.environ[BACKEND_ENV].startswith(("redis://", "rediss://")):
+            raise ScaleOutConfigError(f"{BACKEND_ENV}={redact(os.environ[BACKEND_ENV])!r}: give a redis:// URL "
+                                      "(the daemon reads run task states from it)")
+        return BACKEND_ENV, None
+    if broker_url().startswith(("redis://", "rediss://")):
+        return BROKER_ENV, None
+    return "", DEFAULT_BACKEND
+
+
+def backend_url() -> str:
+    variable, literal = backend_source()
+    return os.environ[variable] if variable else literal
+
+
+def instance_yaml(template: str) -> str:
+    """dagster.yaml for a scale-out home: the PostgreSQL template plus the queued run coordinator
+    and the Celery run launcher (the in-process executor runs inside each task)."""
+    if not os.environ.get(POSTGRES_ENV):
+        raise ScaleOutConfigError(
+            f"{BROKER_ENV} is set but {POSTGRES_ENV} is not: Celery workers share runs and events "
+            "through PostgreSQL; set it to a postgresql+psycopg2://user@host:5432/db URL")
+    broker_url()
+    variable, literal = backend_source()
+    backend = f"\n      env: {variable}" if variable else f" {literal}"
+    return template.rstrip() + f"""
+# Scale-out (STAGEFLOW_CELERY_BROKER): queued runs (Dagster's default run coordinator),
+# launched by the daemon as Celery tasks
+run_launcher:
+  module: dagster_celery.launcher
+  class: CeleryRunLauncher
+  config:
+    broker:
+      env: {BROKER_ENV}
+    backend:{backend}
+    default_queue: {DEFAULT_QUEUE}
+    config_source:
+      worker_prefetch_multiplier: 1     # a worker takes one run at a time per pool process
+      task_acks_late: false             # dagster-celery's tasks are not safe to run twice
+      result_expires: 86400
+"""
+
+
+def queue_for(job_name: str, asr_device: str) -> str:
+    """Transcription on a GPU goes to the `gpu` queue, everything else to `default`."""
+    return GPU_QUEUE if job_name == "subtitle_source_job" and asr_device != "cpu" else DEFAULT_QUEUE

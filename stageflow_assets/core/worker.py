@@ -1,0 +1,139 @@
+"""`stageflow worker`: a Celery worker that executes the runs the daemon launches onto it.
+
+The worker is dagster-celery's own app (`dagster_celery.app`, the module its docs point Celery
+at) run in this process, so this process is the worker's main process: SIGTERM or Ctrl-C is
+Celery's warm shutdown (the current runs finish), a second one its cold shutdown (they are
+cancelled). What stageflow adds, through Celery's signals:
+
+* each pool process dies with the main process (parent-death signal), and the tools of its run
+  die with it (`providers.process.run_tool`);
+* the run a pool process starts is tagged `stageflow/worker=<name>`, with its pid and host;
+* the main process writes a heartbeat to the result backend (Redis) every few seconds.
+  dagster-celery 0.29.27's health check trusts a task that has STARTED; the
+  `stageflow_worker_health` sensor fails a run whose worker stopped heartbeating, and the
+  instance's run retries re-execute it on another worker.
+
+The definitions are not imported here: Celery forks its pool from this process, and a process
+forked after CTranslate2 (Whisper) started its OpenMP threads cannot use them. Each pool
+process loads them, and its model, once, and stays warm for the runs after.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from stageflow_assets.core import scaleout
+
+NAME_ENV = "STAGEFLOW_WORKER_NAME"
+THREADS_ENV = "STAGEFLOW_ASR_THREADS"
+
+
+def heartbeat_key(name: str) -> str:
+    return f"stageflow:worker:{name}:heartbeat"
+
+
+def run_worker(name: str, concurrency: int, queues: list[str], threads: int | None) -> None:
+    """Run the worker in this process until it is shut down."""
+    os.environ[NAME_ENV] = name
+    if threads:
+        os.environ[THREADS_ENV] = str(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "celery_config"))
+    from celery import signals
+
+    signals.worker_process_init.connect(_in_pool_process, weak=False)
+    signals.task_prerun.connect(_tag_run, weak=False)
+    signals.worker_ready.connect(_start_heartbeat, weak=False)
+    signals.worker_shutdown.connect(_stop_heartbeat, weak=False)
+    from dagster_celery.app import app  # reads dagster_celery_config (celery_config/)
+
+    app.worker_main([
+        "worker", "--hostname", f"{name}@{socket.gethostname()}", "--concurrency", str(concurrency),
+        "--queues", ",".join(queues), "--pool", "prefork", "--loglevel", "INFO",
+        "--without-gossip", "--without-mingle",
+    ])
+
+
+def _in_pool_process(**_) -> None:
+    from stageflow_assets.providers.process import die_with_parent
+
+    die_with_parent()
+
+
+_instance = None
+
+
+def _tag_run(task_id=None, task=None, args=None, kwargs=None, **_) -> None:
+    """Tag the run this pool process is about to execute with the worker that executes it."""
+    try:
+        _tag(kwargs or {})
+    except Exception as exc:  # noqa: BLE001 - the run still runs; the worker's log says why it is untagged
+        logging.getLogger("stageflow_assets.worker").warning(f"could not tag the run with this worker: {exc}")
+
+
+def _tag(kwargs: dict) -> None:
+    global _instance
+    packed = kwargs.get("execute_job_args_packed")
+    if not isinstance(packed, dict):
+        return
+    import dagster as dg
+
+    # the task's argument is Dagster's own serialized ExecuteRunArgs: read it back the public way
+    run_id = getattr(dg.deserialize_value(json.dumps(packed)), "run_id", None)
+    if not run_id:
+        return
+    from stageflow_assets.core.runs import HOST_TAG, PID_TAG
+
+    if _instance is None:
+        _instance = dg.DagsterInstance.get()
+    _instance.add_run_tags(run_id, {scaleout.WORKER_TAG: os.environ.get(NAME_ENV, "worker"),
+                                    PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
+
+
+_beating = threading.Event()
+
+
+def _start_heartbeat(**_) -> None:
+    import redis
+
+    name = os.environ.get(NAME_ENV, "worker")
+    client = redis.Redis.from_url(scaleout.backend_url())
+    payload = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
+
+    def beat() -> None:
+        while not _beating.is_set():
+            try:
+                client.set(heartbeat_key(name), payload, ex=scaleout.HEARTBEAT_TTL_S)
+            except Exception:  # noqa: BLE001 - Redis away for a moment: the next beat tries again
+                pass
+            _beating.wait(scaleout.HEARTBEAT_S)
+        try:
+            client.delete(heartbeat_key(name))
+        except Exception:  # noqa: BLE001 - it expires on its own
+            pass
+
+    threading.Thread(target=beat, name="stageflow-heartbeat", daemon=True).start()
+
+
+def _stop_heartbeat(**_) -> None:
+    _beating.set()
+    time.sleep(0.1)
+
+
+def stopped_workers(names: set[str]) -> set[str]:
+    """Which of these workers has no live heartbeat."""
+    import redis
+
+    if not names:
+        return set()
+    client = redis.Redis.from_url(scaleout.backend_url())
+    ordered = sorted(names)
+    alive = client.exists  # one round trip per name: a handful of workers
+    return {name for name in ordered if not alive(heartbeat_key(name))}
