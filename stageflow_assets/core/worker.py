@@ -32,6 +32,7 @@ from pathlib import Path
 from stageflow_assets.core import scaleout
 
 NAME_ENV = "STAGEFLOW_WORKER_NAME"
+TASK_ID_TAG = "dagster-celery/task_id"  # written by dagster-celery's run launcher
 THREADS_ENV = "STAGEFLOW_ASR_THREADS"
 
 
@@ -93,6 +94,14 @@ def _tag(kwargs: dict) -> None:
 
     if _instance is None:
         _instance = dg.DagsterInstance.get()
+    # the launcher tags the run with its Celery task id right after sending the task, reading and
+    # writing the whole tag set: tagging before that write lands would be overwritten by it
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        run = _instance.get_run_by_id(run_id)
+        if run is None or TASK_ID_TAG in run.tags:
+            break
+        time.sleep(0.05)
     _instance.add_run_tags(run_id, {scaleout.WORKER_TAG: os.environ.get(NAME_ENV, "worker"),
                                     PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
 

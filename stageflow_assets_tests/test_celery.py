@@ -1,0 +1,234 @@
+"""Scale-out for real: PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379, the Dagster daemon
+and two `stageflow worker` processes. The CLI launches its runs onto the workers and follows them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from stageflow_assets.core.runs import PID_TAG
+from stageflow_assets.core.stage import JOB_TAG
+from stageflow_assets.core.worker import heartbeat_key
+from stageflow_assets_tests.conftest import REPO, STAGEFLOW, run_cli
+from stageflow_assets_tests.test_kill_resume import alive, descendants
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+WORKER_TAG = "stageflow/worker"
+
+
+def _reachable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stop(proc: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM to the process group, then SIGKILL: nothing is left behind."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class Cluster:
+    def __init__(self, base: Path) -> None:
+        import redis
+
+        self.db = f"stageflow_celery_{uuid.uuid4().hex[:10]}"
+        self.redis_db = 8 + os.getpid() % 8
+        self.redis = redis.Redis(host="127.0.0.1", port=6379, db=self.redis_db)
+        self.env = {
+            **os.environ,
+            "STAGEFLOW_HOME": str(base / "stageflow"), "DAGSTER_HOME": str(base / "dagster"),
+            "STAGEFLOW_POSTGRES_URL": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.db}",
+            "STAGEFLOW_CELERY_BROKER": f"redis://127.0.0.1:6379/{self.redis_db}",
+        }
+        self.logs = base / "logs"
+        self.logs.mkdir()
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> None:
+        self.redis.flushdb()
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", self.db], check=True)
+        first = run_cli("reexecute", "none", env=self.env)  # creates the home and its schema
+        assert first.error_lines == ["stageflow: error: no run none in this instance"], first.stderr
+        self._spawn("daemon", [str(STAGEFLOW.with_name("dagster-daemon")), "run", "-w", str(REPO / "workspace.yaml")])
+        for name in ("w1", "w2"):
+            self._spawn(name, [str(STAGEFLOW), "worker", "--name", name, "--threads", "1"])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if all(self.redis.exists(heartbeat_key(n)) for n in ("w1", "w2")):
+                return
+            for name, proc in self.procs.items():
+                assert proc.poll() is None, f"{name} ended: {(self.logs / name).read_text()[-3000:]}"
+            time.sleep(0.5)
+        pytest.fail("the workers did not come up within 120 s")
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = (self.logs / name).open("w")
+        self.procs[name] = subprocess.Popen(args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            _stop(proc)
+        self.redis.flushdb()
+        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", self.db],
+                       check=False)
+
+    def cli(self, *args, **kwargs):
+        return run_cli(*args, env=self.env, **kwargs)
+
+    def runs(self, job: str) -> list[dg.DagsterRun]:
+        with self.instance() as instance:
+            return [r.dagster_run for r in instance.get_run_records(filters=dg.RunsFilter(tags={JOB_TAG: job}))]
+
+    @contextlib.contextmanager
+    def instance(self):
+        """The cluster's instance in this process; its variables only while it is open (the
+        other tests' CLI runs inherit this process's environment)."""
+        names = ("STAGEFLOW_POSTGRES_URL", "STAGEFLOW_CELERY_BROKER")
+        saved = {name: os.environ.get(name) for name in names}
+        os.environ.update({name: self.env[name] for name in names})
+        try:
+            with dg.DagsterInstance.from_config(self.env["DAGSTER_HOME"]) as instance:
+                yield instance
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if not (_reachable(5432) and _reachable(6379)):
+        pytest.skip("PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) is not running")
+    if shutil.which("createdb") is None:
+        pytest.skip("createdb (PostgreSQL's client tools) is not installed")
+    cluster = Cluster(tmp_path_factory.mktemp("celery"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_runs_go_to_both_workers_and_match_the_in_process_result(cluster, speech_video, tmp_path):
+    video = tmp_path / "spread.mp4"
+    shutil.copyfile(speech_video, video)
+    result = cluster.cli("subtitles", video, "--lang", "es", "--lang", "ca", "--out", tmp_path / "celery")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (job,) = result.value("job")
+    runs = cluster.runs(job)
+    assert len(runs) == 4 and {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
+    assert {r.tags[WORKER_TAG] for r in runs} == {"w1", "w2"}  # the languages ran side by side
+    workers = {name: cluster.procs[name].pid for name in ("w1", "w2")}
+    for run in runs:
+        # executed in a pool process of the worker named in its tag, not in the CLI's process
+        pool = int(run.tags[PID_TAG])
+        assert _parent(pool) == workers[run.tags[WORKER_TAG]], run.tags
+
+    # the same input through the CLI's own process, on a SQLite home, with the threads the workers
+    # got from `--threads 1` (CTranslate2's sums depend on the thread count): the same subtitles
+    local_env = {"STAGEFLOW_HOME": str(tmp_path / "local-home"), "DAGSTER_HOME": str(tmp_path / "local-dagster"),
+                 "STAGEFLOW_ASR_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    local = run_cli("subtitles", video, "--lang", "es", "--lang", "ca", "--out", tmp_path / "local", env=local_env)
+    assert local.returncode == 0, local.stderr[-3000:]
+    for lang in ("es", "ca"):
+        name = f"{job}.{lang}.srt"
+        assert (tmp_path / "celery" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+
+
+def _wait_for_started(cluster, job_prefix: str, cli: subprocess.Popen, timeout: float = 180) -> dg.DagsterRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert cli.poll() is None, cli.communicate()[1][-3000:]
+        jobs = list((Path(cluster.env["STAGEFLOW_HOME"]) / "subtitles").glob(f"{job_prefix}-*"))
+        if jobs:
+            started = [r for r in cluster.runs(jobs[0].name)
+                       if r.status == dg.DagsterRunStatus.STARTED and r.tags.get(WORKER_TAG)]
+            log = jobs[0] / "03_transcript" / "stage.log"
+            if started and log.is_file() and " started" in log.read_text():
+                return started[0]
+        time.sleep(0.3)
+    pytest.fail(f"no run of {job_prefix} started transcribing on a worker within {timeout:g} s")
+
+
+def test_ctrl_c_on_the_cli_cancels_its_run_on_the_worker(cluster, long_speech_video, tmp_path):
+    video = tmp_path / "celerystop.mp4"
+    shutil.copyfile(long_speech_video, video)
+    cli = subprocess.Popen([str(STAGEFLOW), "subtitles", str(video), "--lang", "es", "--out", str(tmp_path / "out")],
+                           env=cluster.env, start_new_session=True, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run = _wait_for_started(cluster, "celerystop", cli)
+    time.sleep(1)
+    os.killpg(cli.pid, signal.SIGINT)
+    _, stderr = cli.communicate(timeout=120)
+    assert cli.returncode == 130, stderr[-2000:]
+    lines = [l for l in stderr.splitlines() if l.startswith("stageflow:")]
+    assert len(lines) == 1 and lines[0].startswith("stageflow: interrupted: source, audio, transcript stopped"), stderr
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not cluster.runs(run.tags[JOB_TAG])[0].is_finished:
+        time.sleep(0.5)
+    (after,) = cluster.runs(run.tags[JOB_TAG])
+    assert after.status == dg.DagsterRunStatus.CANCELED
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_killed_workers_run_fails_and_runs_again_on_the_other(cluster, long_speech_video, tmp_path):
+    video = tmp_path / "workerdies.mp4"
+    shutil.copyfile(long_speech_video, video)
+    cli = subprocess.Popen([str(STAGEFLOW), "subtitles", str(video), "--lang", "es", "--out", str(tmp_path / "out")],
+                           env=cluster.env, start_new_session=True, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run = _wait_for_started(cluster, "workerdies", cli)
+    victim = run.tags[WORKER_TAG]
+    survivor = ({"w1", "w2"} - {victim}).pop()
+    below = descendants(cluster.procs[victim].pid)
+    assert int(run.tags[PID_TAG]) in below
+    os.kill(cluster.procs[victim].pid, signal.SIGKILL)  # the worker's main process only
+    killed = time.monotonic()
+
+    deadline = killed + 15
+    while time.monotonic() < deadline and any(alive(pid) for pid in below):
+        time.sleep(0.2)
+    assert not [pid for pid in below if alive(pid)], below  # its pool process and tools died with it
+
+    deadline = killed + 120
+    while time.monotonic() < deadline:
+        status = next(r for r in cluster.runs(run.tags[JOB_TAG]) if r.run_id == run.run_id).status
+        if status != dg.DagsterRunStatus.STARTED:
+            break
+        time.sleep(1)
+    assert status == dg.DagsterRunStatus.FAILURE
+
+    stdout, stderr = cli.communicate(timeout=600)
+    assert cli.returncode == 0, stderr[-3000:]
+    assert f"run {run.run_id}" in stderr and "launched again" in stderr
+    runs = {r.run_id: r for r in cluster.runs(run.tags[JOB_TAG])}
+    (again,) = [r for r in runs.values() if r.tags.get("dagster/parent_run_id") == run.run_id]
+    assert again.status == dg.DagsterRunStatus.SUCCESS and again.tags[WORKER_TAG] == survivor
+    assert (tmp_path / "out").is_dir()
