@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import warnings
@@ -41,6 +42,8 @@ def main() -> None:
     """Media pipelines as Dagster assets: subtitles (more domains to come)."""
     # Output(data_version=...) and partitioned checks are marked beta/preview; nothing a user can act on
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
+    # dagster-celery registers its run task again in each launcher it builds: harmless (Celery 5.7)
+    warnings.filterwarnings("ignore", message="Task name 'execute_job' is already registered")
 
 
 @main.command()
@@ -191,6 +194,45 @@ def reexecute(run_id: str, max_runtime: float | None) -> None:
     if not outcome.success:
         _fail(outcome.error or "re-execution failed", outcome.run_id)
     click.echo(f"run: {outcome.run_id}  re-executed from {run_id}")
+
+
+@main.command()
+@click.option("--job", default=None, metavar="KEY", help="Only the runs of this stageflow job (its stageflow/job tag).")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing events as runs go (Ctrl-C stops).")
+def events(job: str | None, follow: bool) -> None:
+    """Print stageflow's events from the instance's event log, one JSON object a line, oldest first."""
+    from stageflow_assets.core.event_log import event_lines
+
+    try:
+        for line in event_lines(_instance(), job=job, follow=follow):
+            click.echo(line)
+    except BrokenPipeError:  # e.g. `stageflow events | head`: the reader has what it wanted
+        return
+    except KeyboardInterrupt:
+        click.echo("stageflow: interrupted: stopped following events", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@main.command()
+@click.option("--name", required=True, help="This worker's name: runs it executes are tagged stageflow/worker=NAME.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs at once (pool processes, each keeping its Whisper model warm).")
+@click.option("--queue", "queues", multiple=True, help="Queue to take runs from, repeatable (default: default; "
+              "GPU machines: gpu).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Decoding threads per run (Whisper).")
+def worker(name: str, concurrency: int, queues: tuple[str, ...], threads: int | None) -> None:
+    """A Celery worker executing the runs the daemon launches (STAGEFLOW_CELERY_BROKER)."""
+    from stageflow_assets.core import scaleout
+
+    if not scaleout.enabled():
+        _fail(f"{scaleout.BROKER_ENV} is not set: a worker takes runs from a Celery broker "
+              "(redis://host:6379/N or amqp://host:5672//), with STAGEFLOW_POSTGRES_URL for the instance", code=2)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", name):
+        _fail(f"--name {name!r}: use letters, digits, '.', '_' or '-'", code=2)
+    _instance()  # the home exists and matches the environment (one clear line otherwise)
+    from stageflow_assets.core.worker import run_worker
+
+    run_worker(name, concurrency, list(queues) or [scaleout.DEFAULT_QUEUE], threads)
 
 
 @main.command()

@@ -29,7 +29,7 @@ from stageflow_assets.providers.breaker import (
     breaker_config_from_env,
     endpoint_of,
     forget_circuits,
-    redact,
+    redact_url,
 )
 from stageflow_assets.providers.images import OpenAIImages
 from stageflow_assets.providers.llm import ClaudeResource
@@ -411,7 +411,7 @@ def test_settings_from_the_environment(monkeypatch):
                       ("STAGEFLOW_BREAKER_RESET_S", "-1"), ("STAGEFLOW_BREAKER_WAIT_RETRIES", "1.5")):
         with pytest.raises(BadInputError, match=name):
             breaker_config_from_env({name: raw})
-    assert redact("redis://user:pw@host:6380/2") == "redis://host:6380/2"
+    assert redact_url("redis://user:pw@host:6380/2") == "redis://user:***@host:6380/2"
     assert endpoint_of("https://key:secret@api.example.com/v1") == "api.example.com"
 
     from stageflow_assets.vocabulary.resources import vocabulary_resources

@@ -237,9 +237,8 @@ def daemon_instance(tmp_path):
     config = yaml.safe_load((project_root() / "dagster.yaml").read_text())
     home = tmp_path / "dagster_home"
     home.mkdir()
-    # storage and compute logs live under DAGSTER_HOME; the session's is not this test's
-    config["storage"]["custom"]["config"]["base_dir"] = str(home)
-    config["compute_logs"]["config"]["base_dir"] = str(home)
+    # storage lives under DAGSTER_HOME; the session's is not this test's
+    config["storage"]["sqlite"]["base_dir"] = str(home)
     with dg.instance_for_test(overrides=config, temp_dir=str(home)) as inst:
         yield inst
 

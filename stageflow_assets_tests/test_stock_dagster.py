@@ -60,7 +60,11 @@ def test_the_instance_templates_name_only_dagsters_own_classes():
         modules += [value["custom"]["module"] for value in settings.values()
                     if isinstance(value, dict) and isinstance(value.get("custom"), dict)]
         assert all(m.split(".")[0] in ("dagster", "dagster_postgres") for m in modules), (template, modules)
-        assert "stageflow_assets" not in (REPO / template).read_text()
+        # stageflow's one class there is no instance class: a stdlib logging handler that Dagster's
+        # `python_logs` setting attaches to each run's log manager (the event sink)
+        handlers = settings.pop("python_logs")["dagster_handler_config"]["handlers"]
+        assert handlers == {"stageflow_events": {"class": "stageflow_assets.core.event_sink.EventSinkHandler"}}
+        assert "stageflow_assets" not in yaml.safe_dump(settings)
 
 
 def test_a_home_with_the_old_storage_classes_is_upgraded_and_keeps_its_runs(tmp_path, speech_video):
@@ -79,7 +83,9 @@ def test_a_home_with_the_old_storage_classes_is_upgraded_and_keeps_its_runs(tmp_
     result = run_cli("subtitles", video, "--lang", "en", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     upgraded = yaml.safe_load((home / "dagster.yaml").read_text())
-    assert "storage" not in upgraded and "compute_logs" not in upgraded
+    template = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    assert "storage" not in upgraded
+    assert upgraded["compute_logs"] == template["compute_logs"] and upgraded["python_logs"] == template["python_logs"]
     assert upgraded["run_queue"] == {"dequeue_interval_seconds": 7}  # the user's other settings stay
     assert (home / "dagster.yaml.before-stock-dagster").read_text() == old
     code = ("import dagster as dg; i = dg.DagsterInstance.get(); "

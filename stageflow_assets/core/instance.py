@@ -100,10 +100,14 @@ def _upgrade_old_config(config: Path) -> None:
     import yaml
 
     settings = yaml.safe_load(text) or {}
+    template = yaml.safe_load((project_root() / "dagster.yaml").read_text())
     for section in ("storage", "compute_logs", "event_log_storage", "run_storage", "schedule_storage"):
         value = settings.get(section)
         if isinstance(value, dict) and _OLD_STORAGE_MODULE in yaml.safe_dump(value):
             del settings[section]
+            if section == "compute_logs":
+                settings[section] = template[section]
+    settings.setdefault("python_logs", template["python_logs"])  # the event sink (core/event_sink.py)
     try:
         backup = config.with_name("dagster.yaml.before-stock-dagster")
         if not backup.exists():

@@ -82,16 +82,23 @@ class QueuedRuns:
     def cancel_open(self, why: str, grace_s: float = 30.0) -> None:
         """Cancel every run still queued or running (the worker's process is interrupted) and
         wait a little for them to end."""
+        from stageflow_assets.core.event_sink import report_run_event
+
         for run_id in list(self.open):
             run = self.instance.get_run_by_id(run_id)
             if run is None or run.is_finished:
                 continue
+            waiting = run.status == dg.DagsterRunStatus.STARTING  # still in the broker's queue
             if run.status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
                 self.instance.report_run_canceling(run, message=f"Canceling: {why}")
             try:
-                self.instance.run_coordinator.cancel_run(run_id)
+                self.instance.run_coordinator.cancel_run(run_id)  # revokes its Celery task
             except Exception:  # noqa: BLE001 - the run may have ended meanwhile
                 pass
+            if waiting:
+                # no run process will ever say so: the side that cancels it does
+                self.instance.report_run_canceled(run, message=f"Canceled before a worker took it: {why}")
+                report_run_event("cancelled", run)
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
             runs = [self.instance.get_run_by_id(r) for r in self.open]

@@ -58,15 +58,11 @@ def failure_message(result: dg.ExecutionResult) -> str | None:
 
 
 def first_failure(events) -> str | None:
+    from stageflow_assets.core.events import step_error
+
     for event in events:
         if event.is_step_failure:
-            data = event.step_failure_data
-            if data.user_failure_data and data.user_failure_data.description:
-                return data.user_failure_data.description
-            error = data.error
-            while error is not None and error.cause is not None and "DagsterExecution" in error.cls_name:
-                error = error.cause
-            return error.message.strip().splitlines()[0] if error else "step failed"
+            return step_error(event.step_failure_data)
     return None
 
 
@@ -115,12 +111,16 @@ def launch_partition(
     """
     # Dagster's run retries cannot re-execute a run without a code-location origin: the CLI
     # launches a run again itself when its worker stopped (core/queued.py)
+    from stageflow_assets.core.event_sink import report_run_event
+    from stageflow_assets.core.events import CREATED_REPORTED_TAG
+
     run_tags = {**partitions_def.get_tags_for_partition_key(str(partition_key)), **tags,
-                SESSION_TAG: _session(), MAX_RETRIES_TAG: "0"}
+                SESSION_TAG: _session(), MAX_RETRIES_TAG: "0", CREATED_REPORTED_TAG: "true"}
     run = instance.create_run_for_job(
         job_def=job_named(job_name), run_config={**QUIET, **(run_config or {})}, tags=run_tags,
         job_code_origin=reconstructable_job(job_name).get_python_origin(),
     )
+    report_run_event("created", run)  # the creator's side: the worker only sees it start
     instance.launch_run(run.run_id, workspace=None)
     return run.run_id
 

@@ -9,9 +9,10 @@ in-process executor. Secrets stay in the environment: dagster.yaml names the var
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from stageflow_assets.core.instance import InstanceConfigError
+from stageflow_assets.core.redact import redact_url
 
 BROKER_ENV = "STAGEFLOW_CELERY_BROKER"
 BACKEND_ENV = "STAGEFLOW_CELERY_BACKEND"
@@ -33,23 +34,11 @@ def enabled() -> bool:
     return bool(os.environ.get(BROKER_ENV))
 
 
-def redact(url: str) -> str:
-    """A URL fit for a log line: any password or token replaced by `***`."""
-    parts = urlsplit(url)
-    if parts.password is None and not (parts.username and "@" in parts.netloc):
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
-
-
 def broker_url() -> str:
     url = os.environ.get(BROKER_ENV, "")
     if urlsplit(url).scheme not in ("redis", "rediss", "amqp", "amqps", "pyamqp"):
         raise ScaleOutConfigError(
-            f"{BROKER_ENV}={redact(url)!r}: give a redis://host:port/N or amqp://user@host:5672// URL")
+            f"{BROKER_ENV}={redact_url(url)!r}: give a redis://host:port/N or amqp://user@host:5672// URL")
     return url
 
 
@@ -61,7 +50,7 @@ def backend_source() -> tuple[str, str | None]:
     """
     if os.environ.get(BACKEND_ENV):
         if not os.environ[BACKEND_ENV].startswith(("redis://", "rediss://")):
-            raise ScaleOutConfigError(f"{BACKEND_ENV}={redact(os.environ[BACKEND_ENV])!r}: give a redis:// URL "
+            raise ScaleOutConfigError(f"{BACKEND_ENV}={redact_url(os.environ[BACKEND_ENV])!r}: give a redis:// URL "
                                       "(the daemon reads run task states from it)")
         return BACKEND_ENV, None
     if broker_url().startswith(("redis://", "rediss://")):

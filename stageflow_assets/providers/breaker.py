@@ -27,17 +27,18 @@ import os
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import dagster as dg
 from pydantic import Field
 
 # CircuitOpenError lives with the other stage errors, so the stage runtime can know it
 from stageflow_assets.core.errors import BadInputError, CircuitOpenError, StageError
+from stageflow_assets.core.redact import redact_url
 
 __all__ = ["BreakerConfig", "Circuit", "CircuitOpenError", "breaker_config_from_env", "circuit",
            "counts_as_failure", "endpoint_of", "forget_circuits", "guarded",
-           "redact"]
+           "redact_url"]
 
 if TYPE_CHECKING:  # pybreaker imports redis (~40 ms): only when a provider makes a call
     import pybreaker
@@ -71,16 +72,6 @@ class BreakerConfig(dg.Config):
 def counts_as_failure(exc: BaseException) -> bool:
     """A call failed in a way that says the service is unwell (see the module docstring)."""
     return isinstance(exc, StageError) and exc.retryable and not isinstance(exc, CircuitOpenError)
-
-
-def redact(url: str) -> str:
-    """`url` without user name or password (safe for metadata and logs)."""
-    parts = urlsplit(url)
-    if not (parts.username or parts.password):
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def endpoint_of(url: str) -> str:
@@ -148,14 +139,14 @@ class Circuit:
                                       socket_connect_timeout=REDIS_TIMEOUT_S)
         if client.get_connection_kwargs().get("decode_responses"):
             # pybreaker decodes the bytes it reads itself
-            raise BadInputError(f"{REDIS_ENV}: drop decode_responses from the URL ({redact(self.redis_url)})")
+            raise BadInputError(f"{REDIS_ENV}: drop decode_responses from the URL ({redact_url(self.redis_url)})")
         try:
             return pybreaker.CircuitRedisStorage(
                 pybreaker.STATE_CLOSED, client,
                 namespace=f"{self.config.namespace}:{self.provider}:{self.endpoint}")
         except redis.RedisError as exc:
             # the breaker protects the provider; it must not become a second way to fail
-            log.warning(f"{self.provider}: breaker Redis at {redact(self.redis_url)} unreachable "
+            log.warning(f"{self.provider}: breaker Redis at {redact_url(self.redis_url)} unreachable "
                         f"({type(exc).__name__}): circuit state kept in this process only")
             self.redis_url = None
             return pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
@@ -180,7 +171,7 @@ class Circuit:
             "consecutive_failures": self.breaker.fail_counter, "fail_max": self.config.fail_max,
             "reset_s": self.config.reset_s,
             "opened_until": until.astimezone(timezone.utc).isoformat(timespec="seconds") if until else None,
-            "shared_through": redact(self.redis_url) if self.redis_url else "this process",
+            "shared_through": redact_url(self.redis_url) if self.redis_url else "this process",
         }
 
     @contextlib.contextmanager

@@ -6,9 +6,11 @@ import time
 
 import dagster as dg
 
+from stageflow_assets.core import scaleout
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.core.stage import JOB_TAG, SOURCE_TAG
+from stageflow_assets.providers.asr_whisperx import asr_device_from_env
 from stageflow_assets.subtitles.jobs import subtitle_source_job
 from stageflow_assets.subtitles.partitions import subtitle_job_partitions
 from stageflow_assets.subtitles.registry import register_video
@@ -29,6 +31,8 @@ def video_inbox_sensor(context: dg.SensorEvaluationContext, storage: StageStore)
     inbox.mkdir(parents=True, exist_ok=True)
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     now = time.time()
+    # scale-out: the source run transcribes, on a GPU worker when the ASR device is one
+    queue = {scaleout.QUEUE_TAG: scaleout.queue_for(subtitle_source_job.name, asr_device_from_env())}
     new_keys: list[str] = []
     requests: list[dg.RunRequest] = []
     for path in sorted(inbox.iterdir()):
@@ -50,9 +54,7 @@ def video_inbox_sensor(context: dg.SensorEvaluationContext, storage: StageStore)
             # same content under another name (talk.mp4, talk.mkv): one job, added once, one run
             continue
         new_keys.append(job)
-        requests.append(
-            dg.RunRequest(partition_key=job, run_key=job, tags={JOB_TAG: job, SOURCE_TAG: "inbox"})
-        )
+        requests.append(dg.RunRequest(partition_key=job, run_key=job, tags={JOB_TAG: job, SOURCE_TAG: "inbox", **queue}))
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[subtitle_job_partitions.build_add_request(new_keys)] if new_keys else [],
