@@ -232,3 +232,42 @@ def test_a_killed_workers_run_fails_and_runs_again_on_the_other(cluster, long_sp
     (again,) = [r for r in runs.values() if r.tags.get("dagster/parent_run_id") == run.run_id]
     assert again.status == dg.DagsterRunStatus.SUCCESS and again.tags[WORKER_TAG] == survivor
     assert (tmp_path / "out").is_dir()
+
+
+@pytest.mark.parametrize("signals, ends", [(1, dg.DagsterRunStatus.SUCCESS), (2, dg.DagsterRunStatus.CANCELED)])
+def test_ctrl_c_on_a_worker_lets_its_run_finish_and_a_second_cancels_it(cluster, long_speech_video, speech_video,
+                                                                         tmp_path, signals, ends):
+    """A terminal's Ctrl-C reaches the worker's whole process group: the first is a warm shutdown."""
+    from stageflow_assets.core.runs import launch_partition
+    from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.subtitles.partitions import subtitle_job_partitions
+    from stageflow_assets.subtitles.registry import register_video
+
+    queue = f"shutdown-{signals}"
+    worker = subprocess.Popen([str(STAGEFLOW), "worker", "--name", queue, "--queue", queue], cwd=REPO,
+                              env=cluster.env, start_new_session=True, stdout=(cluster.logs / queue).open("w"),
+                              stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not cluster.redis.exists(heartbeat_key(queue)):
+            assert worker.poll() is None and time.monotonic() < deadline, (cluster.logs / queue).read_text()[-3000:]
+            time.sleep(0.3)
+        video = tmp_path / f"shutdown{signals}.mp4"
+        shutil.copyfile(speech_video if signals == 1 else long_speech_video, video)
+        job = register_video(StageStore(home=cluster.env["STAGEFLOW_HOME"]).paths, video).job
+        with cluster.instance() as instance:
+            instance.add_dynamic_partitions(subtitle_job_partitions.name, [job])
+            run_id = launch_partition(instance, "subtitle_source_job", subtitle_job_partitions, job,
+                                      {JOB_TAG: job, "dagster-celery/queue": queue})
+        log = Path(cluster.env["STAGEFLOW_HOME"]) / "subtitles" / job / "03_transcript" / "stage.log"
+        while not (log.is_file() and " started" in log.read_text()):
+            assert time.monotonic() < deadline + 180, "the run never started transcribing"
+            time.sleep(0.1)
+        for _ in range(signals):
+            os.killpg(worker.pid, signal.SIGINT)
+            time.sleep(1)
+        assert worker.wait(timeout=300) == 0
+        with cluster.instance() as instance:
+            assert instance.get_run_by_id(run_id).status == ends
+    finally:
+        _stop(worker)

@@ -6,7 +6,8 @@ Celery's warm shutdown (the current runs finish), a second one its cold shutdown
 cancelled). What stageflow adds, through Celery's signals:
 
 * each pool process dies with the main process (parent-death signal), and the tools of its run
-  die with it (`providers.process.run_tool`);
+  die with it (`providers.process.run_tool`); it has a process group of its own, so only the main
+  process hears a terminal's Ctrl-C;
 * the run a pool process starts is tagged `stageflow/worker=<name>`, with its pid and host;
 * the main process writes a heartbeat to the result backend (Redis) every few seconds.
   dagster-celery 0.29.27's health check trusts a task that has STARTED; the
@@ -66,6 +67,10 @@ def _in_pool_process(**_) -> None:
     from stageflow_assets.providers.process import die_with_parent
 
     die_with_parent()
+    # out of the worker's process group: a terminal's Ctrl-C (or `kill -TERM -PGID`) reaches the
+    # main process only, whose warm shutdown lets the runs finish; a second one (cold shutdown)
+    # or a revoked task signals this process by pid, and Dagster then stops the run
+    os.setpgid(0, 0)
 
 
 _instance = None
