@@ -8,8 +8,8 @@ video, the ffmpeg demux to 16 kHz mono WAV, ffprobe of that WAV (the truncation 
 faster-whisper base int8 on CPU (beam 5, word timestamps, language detection; the model
 built in a background thread from the start, as stageflow's CLI does),
 `apertium eng-spa` / `eng-cat` over one paragraph per cue and pysubs2 SRT + WebVTT (the
-languages side by side in threads, up to one per usable CPU, as stageflow runs a video's
-language runs side by side), and the same ffmpeg mux into MKV.
+languages side by side in threads, up to one per usable CPU), and the same ffmpeg mux into MKV.
+`--also` runs more videos after the first with the same model (the batch bench's plain side).
 
 Cue cutting and line breaking are a plain version of stageflow's (its first cut: <= 70
 characters, <= 7 s, cut at pauses and sentence ends). stageflow's segmenter, line breaker
@@ -149,28 +149,50 @@ def main() -> int:
     parser.add_argument("video", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--lang", dest="languages", action="append", required=True)
+    parser.add_argument("--also", dest="more", action="append", type=Path, default=[],
+                        help="more videos after the first, one after another with the same model "
+                             "(bench/celery_throughput.py's plain side)")
     args = parser.parse_args()
-    work = args.out / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    name = args.video.stem
 
     # as stageflow does (providers/asr.py): the model is built off the main thread, which
     # makes CTranslate2 decode faster here, and while ffprobe and ffmpeg run
     loaded: dict = {}
     loader = threading.Thread(target=load_model, args=(loaded,), name="whisper-load")
     loader.start()
+    reports = [subtitle(video, args.out, args.languages, loaded, loader) for video in [args.video, *args.more]]
 
+    # the whole point of B: had anything pulled Dagster in, this would not be the limit
+    leaked = sorted(m for m in sys.modules if m == "dagster" or m.startswith("stageflow_assets.subtitles"))
+    if leaked:
+        sys.exit(f"plain pipeline imported orchestration code: {leaked}")
+    report = dict(reports[0])
+    report["wall_s"] = round(time.perf_counter() - T_START, 4)
+    # overlapped with probe and demux: not on the critical path, not in `phases`
+    report["background"] = {k: round(v, 4) for k, v in loaded["background"].items()}
+    if args.more:
+        report["videos"] = reports
+    print(json.dumps(report))
+    return 0
+
+
+def subtitle(video: Path, out: Path, languages: list[str], loaded: dict, loader: threading.Thread) -> dict:
+    """One video, as `stageflow subtitles` handles it; the phases of this video only."""
+    phases.clear()
+    work = out / "work" / video.stem
+    work.mkdir(parents=True, exist_ok=True)
+    name = video.stem
+    t_video = time.perf_counter()
     with Phase("probe"):
-        info = probe(args.video)
+        info = probe(video)
         audio = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
         if not audio:
-            sys.exit(f"{args.video.name}: no audio stream")
+            sys.exit(f"{video.name}: no audio stream")
         expected = float(audio[0].get("duration") or info["format"].get("duration") or 0.0)
         start = float(audio[0].get("start_time") or 0.0)
 
     wav = work / "audio.wav"
     with Phase("demux"):
-        tool(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(args.video),
+        tool(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(video),
               "-map", "0:a:0", "-vn", "-af", "aresample=async=1:first_pts=0",
               "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", "-f", "wav", str(wav)])
         got = float(probe(wav)["format"].get("duration") or 0.0)
@@ -213,10 +235,10 @@ def main() -> int:
             # one cue per paragraph, as providers/translate.py sends them (a blank line is a
             # break Apertium never moves words across)
             raw = tool(["apertium", APERTIUM_MODES[(heard, lang)]], input_text="\n\n".join(flat) + "\n")
-            out = [part.strip() for part in re.split(r"\n[ \t]*\n", raw.strip("\n"))]
-            if len(out) != len(flat):
-                sys.exit(f"apertium returned {len(out)} lines for {len(flat)} cues")
-            texts = [" ".join(_MARKED.sub("", line).split()) for line in out]
+            lines = [part.strip() for part in re.split(r"\n[ \t]*\n", raw.strip("\n"))]
+            if len(lines) != len(flat):
+                sys.exit(f"apertium returned {len(lines)} lines for {len(flat)} cues")
+            texts = [" ".join(_MARKED.sub("", line).split()) for line in lines]
         (work / f"translation.{lang}.json").write_text(json.dumps(
             [{"start": s, "end": e, "text": t, "source": src}
              for (s, e, src), t in zip(cues, texts)], indent=1), encoding="utf-8")
@@ -225,19 +247,19 @@ def main() -> int:
             subs.append(pysubs2.SSAEvent(start=round(cue_start * 1000),
                                          end=round(cue_end * 1000), text=r"\N".join(wrap(text))))
         for fmt in ("srt", "vtt"):
-            subs.save(str(args.out / f"{name}.{lang}.{fmt}"), format_=fmt)
-        return args.out / f"{name}.{lang}.srt", time.perf_counter() - t0
+            subs.save(str(out / f"{name}.{lang}.{fmt}"), format_=fmt)
+        return out / f"{name}.{lang}.srt", time.perf_counter() - t0
 
-    # the languages side by side, as stageflow runs them (up to one per usable CPU)
+    # the languages side by side in threads: the plain limit (Apertium fills both cores either way)
     with Phase("languages"):
-        workers = max(1, min(len(args.languages), len(os.sched_getaffinity(0))))
+        workers = max(1, min(len(languages), len(os.sched_getaffinity(0))))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            done = list(pool.map(one_language, args.languages))
-    srts = [(lang, path) for lang, (path, _) in zip(args.languages, done)]
-    per_language = {lang: round(took, 4) for lang, (_, took) in zip(args.languages, done)}
+            done = list(pool.map(one_language, languages))
+    srts = [(lang, path) for lang, (path, _) in zip(languages, done)]
+    per_language = {lang: round(took, 4) for lang, (_, took) in zip(languages, done)}
 
     with Phase("mux"):
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(args.video)]
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(video)]
         for _, path in srts:
             cmd += ["-i", str(path)]
         cmd += ["-map", "0:v?", "-map", "0:a?"]
@@ -247,25 +269,18 @@ def main() -> int:
         for n, (lang, _) in enumerate(srts):
             tag, title = CONTAINER_TAGS[lang]
             cmd += [f"-metadata:s:s:{n}", f"language={tag}", f"-metadata:s:s:{n}", f"title={title}"]
-        cmd += ["-f", "matroska", str(args.out / f"{name}.mkv")]
+        cmd += ["-f", "matroska", str(out / f"{name}.mkv")]
         tool(cmd)
 
-    # the whole point of B: had anything pulled Dagster in, this would not be the limit
-    leaked = sorted(m for m in sys.modules if m == "dagster" or m.startswith("stageflow_assets.subtitles"))
-    if leaked:
-        sys.exit(f"plain pipeline imported orchestration code: {leaked}")
-    print(json.dumps({
-        "wall_s": round(time.perf_counter() - T_START, 4),
+    return {
+        "video_s": round(time.perf_counter() - t_video, 4),
         "phases": {k: round(v, 4) for k, v in phases.items()},
-        # overlapped with probe and demux: not on the critical path, not in `phases`
-        "background": {k: round(v, 4) for k, v in loaded["background"].items()},
         # each language's translation + subtitles, side by side within the `languages` phase
         "per_language": per_language,
         "language": heard,
         "asr_fallback": fell_back,
         "audio_s": round(asr_info.duration, 3),
-    }))
-    return 0
+    }
 
 
 if __name__ == "__main__":

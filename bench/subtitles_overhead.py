@@ -1,7 +1,7 @@
 """What running the subtitle pipeline as Dagster runs costs, against the same work done plainly.
 
-    .venv/bin/python bench/subtitles_overhead.py             # 60 s x 3 A/B pairs, 300 s x 1 (~5 min idle)
-    .venv/bin/python bench/subtitles_overhead.py --long 0    # 60 s only (~2 min)
+    .venv/bin/python bench/subtitles_overhead.py           # 60 s x 3 A/B pairs, 300 s and 10 min x 1 (~8 min)
+    .venv/bin/python bench/subtitles_overhead.py --long    # 60 s only (~2 min)
 
 A is `stageflow subtitles VIDEO --lang es --lang ca --out DIR`, a fresh process, as a user
 runs it. B is bench/plain_pipeline.py, a fresh process making the same tool calls with the
@@ -23,10 +23,9 @@ What is compared, and why it is the honest comparison:
   from ~8-13 s to 40-60 s per minute and varies run to run, which would hide the overhead
   being measured and flatter the ratio. B reports whether a fallback happened.
 
-A runs a video's language runs side by side (forked processes, one per usable CPU), and B
-translates its languages side by side in threads: on this machine B's languages take as long
-either way (Apertium is a pipeline of processes that fills both cores), while A's Dagster
-work of one language run overlaps the other's tools.
+A runs a video's language runs one after the other in its own process (stock Dagster,
+in-process executor), and B translates its languages side by side in threads: the plain
+limit, which costs B nothing here (Apertium is a pipeline of processes that fills both cores).
 
 The tables, from each A's Dagster event log (read from its DAGSTER_HOME with
 DagsterInstance: get_run_records, get_records_for_run, get_run_step_stats) and the
@@ -73,12 +72,11 @@ STAGEFLOW = Path(sys.executable).with_name("stageflow")
 PLAIN = Path(__file__).resolve().with_name("plain_pipeline.py")
 LANGUAGES = ("es", "ca")
 
-# the issue's targets
-TARGET_RATIO_SHORT = 1.35
+# the targets (issue 9, on stock Dagster): A/B per media length, and per run and per stage
+TARGET_RATIO_SHORT = 1.5
+TARGET_RATIOS_LONG = {300.0: 1.10, 600.0: 1.05}
 TARGET_RUN_ORCHESTRATION_S = 0.30
 TARGET_STEP_OVERHEAD_S = 0.15
-# "approaches 1" made checkable: within 10 %, and closer to 1 than the short media
-TARGET_RATIO_LONG = 1.10
 
 RUN_LABELS = {"subtitle_source_job": "source", "subtitle_language_job": "lang", "subtitle_mux_job": "mux"}
 
@@ -89,15 +87,17 @@ def tool(args: list[str]) -> None:
     subprocess.run(args, check=True, stdin=subprocess.DEVNULL, capture_output=True)
 
 
-def build_video(seconds: float, pause: float, dst: Path) -> Path:
-    """LibriVox clips looped (with `pause` s of silence between loops), cut at exactly `seconds`."""
+def build_video(seconds: float, pause: float, dst: Path, rotate: int = 0) -> Path:
+    """LibriVox clips looped (with `pause` s of silence between loops), cut at exactly `seconds`;
+    `rotate` starts the loop at another clip (other media of the same kind)."""
     from stageflow_assets.demo import video_from_audio
 
     clips = sorted(LIBRIVOX.glob("*.wav"))
+    clips = clips[rotate % len(clips):] + clips[:rotate % len(clips)] if clips else clips
     if not clips:
         sys.exit(f"no LibriVox clips in {LIBRIVOX}")
     work = dst.parent
-    gap = work / "pause.wav"
+    gap = work / f"pause-{pause:g}.wav"
     listing = work / f"{dst.stem}.txt"
     loop = sum(_duration(c) for c in clips) + pause
     entries = []
@@ -549,16 +549,13 @@ def report(results: dict[float, list[Pair]], init_s: float, startup, args) -> No
          f"{steps_over[worst_step]:.3f} ({worst_step}; mean {statistics.mean(steps_over.values()):.3f})",
          verdict(steps_over[worst_step] <= TARGET_STEP_OVERHEAD_S)],
     ]
-    if len(results) > 1:
-        longest = max(results)
-        pairs = results[longest]
+    for length in sorted(results)[1:]:
+        pairs = results[length]
+        goal = TARGET_RATIOS_LONG.get(length, 1.10)
         ratio_long = med(p.a.proc.wall for p in pairs) / med(p.b.wall for p in pairs)
         eq_long = med(p.ratio_eq for p in pairs)
-        rows.append([f"A/B on {longest:g} s media (approaches 1)", f"<= {TARGET_RATIO_LONG}, < short",
-                     f"{ratio_long:.3f} (eq {eq_long:.3f})",
-                     verdict(max(ratio_long, eq_long) <= TARGET_RATIO_LONG and eq_long < eq_short)])
-    else:
-        rows.append(["A/B on long media (approaches 1)", f"<= {TARGET_RATIO_LONG}", "not run (--long 0)", "-"])
+        rows.append([f"A/B on {length:g} s media", f"<= {goal}", f"{ratio_long:.3f} (eq {eq_long:.3f})",
+                     verdict(max(ratio_long, eq_long) <= goal)])
     table("Targets (informational)", ["target", "goal", "measured", ""], rows)
     print("  a ratio target passes only if the raw and the Whisper-equalised (eq) ratio both meet it;")
     print("  run and stage figures are medians over the A runs of the shorter media.")
@@ -585,8 +582,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="short media length (default 60)")
     parser.add_argument("--pairs", type=int, default=3, help="A/B pairs on the short media (default 3)")
-    parser.add_argument("--long", type=float, default=300.0, metavar="SECONDS",
-                        help="long media length (default 300; 0 = skip it)")
+    parser.add_argument("--long", type=float, nargs="*", default=[300.0, 600.0], metavar="SECONDS",
+                        help="longer media lengths (default 300 600; none: --long with no value)")
     parser.add_argument("--long-pairs", type=int, default=1, help="A/B pairs on the long media (default 1)")
     parser.add_argument("--pause", type=float, default=4.0,
                         help="silence between loops of the clips (default 4; 0 = back to back, see above)")
@@ -605,8 +602,8 @@ def main() -> int:
             progress("warm-up (untimed) ...")
             warm_up(work, template, args.pause)
         results = {args.seconds: bench_length(args.seconds, args.pairs, args, work, template)}
-        if args.long:
-            results[args.long] = bench_length(args.long, args.long_pairs, args, work, template)
+        for length in args.long:
+            results[length] = bench_length(length, args.long_pairs, args, work, template)
         progress("startup pieces ...")
         startup = startup_costs(template, work)
         report(results, init_s, startup, args)

@@ -74,6 +74,11 @@ class RunWatcher:
 
     def __exit__(self, *exc) -> None:
         self._done.set()
+        if self._wake is not None:  # wake the thread from its wait: the command goes on at once
+            try:
+                self._wake[1].send(b"\0")
+            except OSError:
+                pass
         self._thread.join(timeout=5)
         if self._wake is not None:
             signal.set_wakeup_fd(self._old_wakeup_fd)
@@ -84,6 +89,8 @@ class RunWatcher:
     def _loop(self) -> None:
         while not self._done.is_set():
             heard = self._wait_for_signal()
+            if self._done.is_set():
+                return
             try:
                 if heard:
                     self._cancel_running("Ctrl-C or SIGTERM")

@@ -1,0 +1,120 @@
+"""Batch throughput: 10 different 60 s videos, plainly one after another against stageflow on
+two warm Celery workers.
+
+    .venv/bin/python bench/celery_throughput.py            # ~6 min on 2 cores
+    .venv/bin/python bench/celery_throughput.py --videos 4 --seconds 30
+
+(a) bench/plain_pipeline.py in one process: the Whisper model loaded once, the videos one
+    after another (the same tool calls and model as stageflow, no orchestration). Run before
+    and after (b), and averaged, so drift on the machine hits both sides alike.
+(b) `stageflow subtitles VIDEO --lang es --lang ca` for every video at once (parallel CLI
+    processes), on a fresh PostgreSQL database and Redis db, the Dagster daemon, and two
+    `stageflow worker --threads 1` (concurrency 1: one run and one decoding thread each).
+    Both workers are warmed first (one video each: definitions imported, model loaded), as
+    long-lived workers are.
+
+Needs PostgreSQL on 127.0.0.1:5432 (createdb), Redis on 127.0.0.1:6379 and ../shared/data.
+Prints tables; exit status 0 unless something crashed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from subtitles_overhead import LANGUAGES, PLAIN, build_video, table  # noqa: E402
+
+from stageflow_assets_tests.conftest import STAGEFLOW  # noqa: E402
+from stageflow_assets_tests.test_celery import Cluster  # noqa: E402
+
+TARGET = 1.3
+
+
+def make_videos(work: Path, count: int, seconds: float) -> list[Path]:
+    media = work / "media"
+    media.mkdir()
+    # each its own content (clip order, pause): its own job, nothing reused between them
+    return [build_video(seconds, 4.0 + 0.25 * n, media / f"batch{n:02d}.mp4", rotate=n) for n in range(count)]
+
+
+def plain(videos: list[Path], out: Path) -> tuple[float, dict]:
+    args = [sys.executable, str(PLAIN), str(videos[0]), str(out)]
+    for video in videos[1:]:
+        args += ["--also", str(video)]
+    for lang in LANGUAGES:
+        args += ["--lang", lang]
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True, check=True)
+    return time.perf_counter() - t0, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def stageflow_batch(cluster: Cluster, videos: list[Path], out: Path) -> tuple[float, list[int]]:
+    langs = [a for lang in LANGUAGES for a in ("--lang", lang)]
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([str(STAGEFLOW), "subtitles", str(v), *langs, "--out", str(out)], env=cluster.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for v in videos]
+    codes = [p.wait() for p in procs]
+    wall = time.perf_counter() - t0
+    for p, code in zip(procs, codes):
+        if code != 0:
+            sys.exit(f"a CLI failed ({code}): {p.stderr.read()[-2000:]}")
+    return wall, codes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="stageflow-batch-"))
+    videos = make_videos(work, args.videos, args.seconds)
+    (work / "warm").mkdir()
+    warm = make_videos(work / "warm", 2, 10.0)
+
+    print(f"(a) plain, {len(videos)} videos one after another ...", file=sys.stderr)
+    a1, report = plain(videos, work / "plain1")
+    (work / "cluster").mkdir()
+    cluster = Cluster(work / "cluster")
+    try:
+        cluster.start()
+        print("(b) warming both workers ...", file=sys.stderr)
+        stageflow_batch(cluster, warm, work / "warm-out")
+        print(f"(b) stageflow, {len(videos)} CLI processes at once ...", file=sys.stderr)
+        b, _ = stageflow_batch(cluster, videos, work / "stageflow")
+        with cluster.instance() as instance:
+            import dagster as dg
+
+            runs = [r.dagster_run for r in instance.get_run_records(filters=dg.RunsFilter(tags={"stageflow/source": "cli"}))]
+    finally:
+        cluster.stop()
+    print("(a) plain again ...", file=sys.stderr)
+    a2, _ = plain(videos, work / "plain2")
+    a = statistics.mean([a1, a2])
+
+    per_worker = Counter(r.tags.get("stageflow/worker", "?") for r in runs)
+    asr = [v["phases"]["asr"] for v in report.get("videos", [report])]
+    table(f"{len(videos)} x {args.seconds:g} s videos into {'+'.join(LANGUAGES)} (seconds)",
+          ["side", "wall", "per video", "notes"],
+          [["(a) plain, one process, one model", f"{a:.1f}", f"{a / len(videos):.2f}",
+            f"runs {a1:.1f} and {a2:.1f}; Whisper {statistics.median(asr):.2f} s median per video"],
+           ["(b) stageflow, 2 warm Celery workers", f"{b:.1f}", f"{b / len(videos):.2f}",
+            f"{len(runs)} runs: " + ", ".join(f"{w} {n}" for w, n in sorted(per_worker.items()))]])
+    ratio = b / a
+    table("Target", ["target", "goal", "measured", ""],
+          [["(b)/(a)", f"<= {TARGET}", f"{ratio:.3f}", "PASS" if ratio <= TARGET else "MISS"]])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
