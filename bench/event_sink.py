@@ -41,6 +41,9 @@ import dagster as dg
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from subtitles_overhead import table  # noqa: E402 - one table format for every benchmark
+
 STAGEFLOW = Path(sys.executable).with_name("stageflow")
 N_EVENTS = 10_000
 CAPTURED: list[logging.LogRecord] = []
@@ -158,15 +161,6 @@ def config_cost(repeats: int = 200) -> tuple[float, float]:
                 instance.get_handlers()
             out.append((time.perf_counter() - start) / repeats * 1000)
     return out[0], out[1]
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    print(f"\n{title}")
-    print("  " + "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
-    print("  " + "  ".join("-" * w for w in widths))
-    for row in rows:
-        print("  " + "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
 
 
 def emit_benchmark(workdir: Path) -> None:

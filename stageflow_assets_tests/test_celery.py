@@ -20,6 +20,7 @@ import pytest
 from stageflow_assets.core.runs import PID_TAG
 from stageflow_assets.core.stage import JOB_TAG
 from stageflow_assets.core.worker import heartbeat_key
+from stageflow_assets.providers.process import stop_process_group
 from stageflow_assets_tests.conftest import REPO, STAGEFLOW, run_cli
 from stageflow_assets_tests.test_kill_resume import alive, descendants
 
@@ -31,20 +32,6 @@ def _reachable(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _stop(proc: subprocess.Popen, grace: float = 20) -> None:
-    """SIGTERM to the process group, then SIGKILL: nothing is left behind."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 class Cluster:
@@ -88,7 +75,7 @@ class Cluster:
 
     def stop(self) -> None:
         for proc in self.procs.values():
-            _stop(proc)
+            stop_process_group(proc, grace_s=20)
         self.redis.flushdb()
         subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", self.db],
                        check=False)
@@ -177,13 +164,18 @@ def _wait_for_started(cluster, job_prefix: str, cli: subprocess.Popen, timeout: 
     pytest.fail(f"no run of {job_prefix} started transcribing on a worker within {timeout:g} s")
 
 
-def test_ctrl_c_on_the_cli_cancels_its_run_on_the_worker(cluster, long_speech_video, tmp_path):
-    video = tmp_path / "celerystop.mp4"
-    shutil.copyfile(long_speech_video, video)
+def _subtitles_started(cluster, video_source: Path, tmp_path: Path, name: str) -> tuple[subprocess.Popen, dg.DagsterRun]:
+    """`stageflow subtitles` on a copy of the video, once its source run transcribes on a worker."""
+    video = tmp_path / f"{name}.mp4"
+    shutil.copyfile(video_source, video)
     cli = subprocess.Popen([str(STAGEFLOW), "subtitles", str(video), "--lang", "es", "--out", str(tmp_path / "out")],
                            env=cluster.env, start_new_session=True, text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    run = _wait_for_started(cluster, "celerystop", cli)
+    return cli, _wait_for_started(cluster, name, cli)
+
+
+def test_ctrl_c_on_the_cli_cancels_its_run_on_the_worker(cluster, long_speech_video, tmp_path):
+    cli, run = _subtitles_started(cluster, long_speech_video, tmp_path, "celerystop")
     time.sleep(1)
     os.killpg(cli.pid, signal.SIGINT)
     _, stderr = cli.communicate(timeout=120)
@@ -199,12 +191,7 @@ def test_ctrl_c_on_the_cli_cancels_its_run_on_the_worker(cluster, long_speech_vi
 
 
 def test_a_killed_workers_run_fails_and_runs_again_on_the_other(cluster, long_speech_video, tmp_path):
-    video = tmp_path / "workerdies.mp4"
-    shutil.copyfile(long_speech_video, video)
-    cli = subprocess.Popen([str(STAGEFLOW), "subtitles", str(video), "--lang", "es", "--out", str(tmp_path / "out")],
-                           env=cluster.env, start_new_session=True, text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    run = _wait_for_started(cluster, "workerdies", cli)
+    cli, run = _subtitles_started(cluster, long_speech_video, tmp_path, "workerdies")
     victim = run.tags[WORKER_TAG]
     survivor = ({"w1", "w2"} - {victim}).pop()
     below = descendants(cluster.procs[victim].pid)
@@ -238,7 +225,7 @@ def test_a_killed_workers_run_fails_and_runs_again_on_the_other(cluster, long_sp
 def test_ctrl_c_on_a_worker_lets_its_run_finish_and_a_second_cancels_it(cluster, long_speech_video, speech_video,
                                                                          tmp_path, signals, ends):
     """A terminal's Ctrl-C reaches the worker's whole process group: the first is a warm shutdown."""
-    from stageflow_assets.core.runs import launch_partition
+    from stageflow_assets.core.runs import PartitionRun, launch_partition
     from stageflow_assets.core.storage import StageStore
     from stageflow_assets.subtitles.partitions import subtitle_job_partitions
     from stageflow_assets.subtitles.registry import register_video
@@ -257,8 +244,8 @@ def test_ctrl_c_on_a_worker_lets_its_run_finish_and_a_second_cancels_it(cluster,
         job = register_video(StageStore(home=cluster.env["STAGEFLOW_HOME"]).paths, video).job
         with cluster.instance() as instance:
             instance.add_dynamic_partitions(subtitle_job_partitions.name, [job])
-            run_id = launch_partition(instance, "subtitle_source_job", subtitle_job_partitions, job,
-                                      {JOB_TAG: job, "dagster-celery/queue": queue})
+            request = PartitionRun("source", "subtitle_source_job", subtitle_job_partitions, job)
+            run_id = launch_partition(instance, request, {JOB_TAG: job, "dagster-celery/queue": queue})
         log = Path(cluster.env["STAGEFLOW_HOME"]) / "subtitles" / job / "03_transcript" / "stage.log"
         while not (log.is_file() and " started" in log.read_text()):
             assert time.monotonic() < deadline + 180, "the run never started transcribing"
@@ -270,4 +257,4 @@ def test_ctrl_c_on_a_worker_lets_its_run_finish_and_a_second_cancels_it(cluster,
         with cluster.instance() as instance:
             assert instance.get_run_by_id(run_id).status == ends
     finally:
-        _stop(worker)
+        stop_process_group(worker, grace_s=20)

@@ -36,8 +36,7 @@ class QueuedRuns:
 
         queue = scaleout.queue_for(request.job_name, asr_device_from_env())
         tags = {**self.tags, scaleout.QUEUE_TAG: queue, **(extra_tags or {})}
-        run_id = launch_partition(self.instance, request.job_name, request.partitions_def,
-                                  request.partition_key, tags, request.run_config)
+        run_id = launch_partition(self.instance, request, tags)
         self.open.append(run_id)
         self.progress(f"{request.what}: launched onto queue `{queue}` (run {run_id})")
         return run_id

@@ -88,20 +88,13 @@ def execute_partition(
     run_config: dict | None = None,
 ) -> RunOutcome:
     run_tags = {**partitions_def.get_tags_for_partition_key(str(partition_key)), **tags, **process_tags()}
-    result = dg.execute_job(
+    result = dg.execute_job(  # creates the run and executes it here, in-process
         reconstructable_job(job_name), instance, run_config={**QUIET, **(run_config or {})}, tags=run_tags,
     )
     return outcome_of(instance, result)
 
 
-def launch_partition(
-    instance: dg.DagsterInstance,
-    job_name: str,
-    partitions_def: dg.PartitionsDefinition,
-    partition_key: Any,
-    tags: dict[str, str],
-    run_config: dict | None = None,
-) -> str:
+def launch_partition(instance: dg.DagsterInstance, request: "PartitionRun", tags: dict[str, str]) -> str:
     """Create the run and hand it to the instance's run launcher (Celery: a task in the broker's
     queue that the next free worker takes).
 
@@ -114,11 +107,11 @@ def launch_partition(
     from stageflow_assets.core.event_sink import report_run_event
     from stageflow_assets.core.events import CREATED_REPORTED_TAG
 
-    run_tags = {**partitions_def.get_tags_for_partition_key(str(partition_key)), **tags,
+    run_tags = {**request.partitions_def.get_tags_for_partition_key(str(request.partition_key)), **tags,
                 SESSION_TAG: _session(), MAX_RETRIES_TAG: "0", CREATED_REPORTED_TAG: "true"}
     run = instance.create_run_for_job(
-        job_def=job_named(job_name), run_config={**QUIET, **(run_config or {})}, tags=run_tags,
-        job_code_origin=reconstructable_job(job_name).get_python_origin(),
+        job_def=job_named(request.job_name), run_config={**QUIET, **(request.run_config or {})}, tags=run_tags,
+        job_code_origin=reconstructable_job(request.job_name).get_python_origin(),
     )
     report_run_event("created", run)  # the creator's side: the worker only sees it start
     instance.launch_run(run.run_id, workspace=None)

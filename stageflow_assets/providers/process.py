@@ -54,8 +54,9 @@ class ToolResult:
     stderr: str
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 3.0) -> None:
+    """SIGTERM to the process group `proc` leads, SIGKILL if it is not gone after `grace_s`."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
@@ -101,12 +102,12 @@ def run_tool(
     try:
         stdout, stderr = proc.communicate(input_text, timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:
-        _kill_group(proc)
+        stop_process_group(proc)
         raise ProviderError(
             f"{os.path.basename(argv[0])} timed out after {timeout_s:g}s", args=list(argv)
         ) from exc
     except BaseException:
-        _kill_group(proc)
+        stop_process_group(proc)
         raise
     result = ToolResult(argv, proc.returncode, stdout, stderr)
     if check and proc.returncode != 0:
