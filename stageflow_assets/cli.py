@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import signal
@@ -276,6 +277,10 @@ def run() -> None:
         except BrokenPipeError:  # e.g. `stageflow stages | head -1`: the reader has what it wanted
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
+        # The interpreter's final collections walk every object Dagster, the definitions and
+        # Whisper left alive: ~0.55 s of a short command's exit here, ~0.06 s with them frozen
+        # (gc.freeze, public since 3.7). Exit handlers and module teardown run as usual.
+        gc.freeze()
 
 
 if __name__ == "__main__":
