@@ -1,6 +1,6 @@
 """How long the video inbox sensor's tick takes with 10,000 files in the inbox.
 
-    .venv/bin/python bench/inbox_sensor_tick.py                # 10,000 files (~4 min on 2 cores)
+    .venv/bin/python bench/inbox_sensor_tick.py                # 10,000 files (~10 min on 2 cores)
     .venv/bin/python bench/inbox_sensor_tick.py --files 2000   # quicker
 
 Target: every tick under 5 s. The inbox holds `--files` small files of distinct content (4 KiB
@@ -40,6 +40,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from subtitles_overhead import table  # noqa: E402 - one table format for every benchmark
 TARGET_S = 5.0
 
 
@@ -195,14 +197,8 @@ def daemon_level(base: Path, inbox: Path, fn: FunctionLevel) -> list[tuple[str, 
 
 
 def print_table(title: str, rows) -> None:
-    header = ("tick", "seconds", "runs", "cursor bytes", f"< {TARGET_S:g} s")
-    body = [(r[0], f"{r[1]:.3f}", str(r[2]), f"{r[3]:,}", "yes" if r[1] < TARGET_S else "NO") for r in rows]
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    print(f"\n{title}")
-    print("  " + "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
-    print("  " + "  ".join("-" * w for w in widths))
-    for row in body:
-        print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    table(title, ["tick", "seconds", "runs", "cursor bytes", f"< {TARGET_S:g} s"],
+          [[r[0], f"{r[1]:.3f}", str(r[2]), f"{r[3]:,}", "yes" if r[1] < TARGET_S else "NO"] for r in rows])
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import re
 import signal
@@ -45,6 +46,26 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     # dagster-celery registers its run task again in each launcher it builds: harmless (Celery 5.7)
     warnings.filterwarnings("ignore", message="Task name 'execute_job' is already registered")
+    logging.root.addHandler(_OneLineWarnings())
+
+
+class _OneLineWarnings(logging.Handler):
+    """Warnings that reach the root logger, as one `stageflow: warning:` line each, said once.
+
+    dagster-postgres logs "Retrying failed database connection" with the driver's five-line text
+    at every retry while the server restarts (through `logging.warning`, which would otherwise
+    install a `WARNING:root:` handler of its own).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._said: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = " ".join(record.getMessage().split("\n")[0].split())
+        if line and line not in self._said:
+            self._said.add(line)
+            click.echo(f"stageflow: warning: {line}", err=True)
 
 
 @main.command()
@@ -271,6 +292,13 @@ def run() -> None:
     except KeyboardInterrupt:
         click.echo("stageflow: interrupted: stopped before any run started; nothing was delivered", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        from stageflow_assets.core.instance import database_unreachable
+
+        lost = database_unreachable(exc)  # the instance's PostgreSQL server went away: one line
+        if lost is None:
+            raise
+        _fail(lost)
     finally:
         try:
             sys.stdout.flush()

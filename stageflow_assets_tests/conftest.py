@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,3 +117,26 @@ def long_speech_video(tmp_path_factory) -> Path:
 
     sentence = "The quick brown fox jumps over the lazy dog while the house stands big and tall near the river."
     return sample_video(tmp_path_factory.mktemp("long") / "long.mp4", text=" ".join([sentence] * 60))
+
+
+@contextlib.contextmanager
+def instance_with_env(env: dict[str, str], names=("DAGSTER_HOME", "STAGEFLOW_POSTGRES_URL", "STAGEFLOW_CELERY_BROKER")):
+    """The instance of `env`'s DAGSTER_HOME in this process, with `names` as `env` has them only
+    while it is open (other tests' CLI runs inherit this process's environment)."""
+    import dagster as dg
+
+    saved = {name: os.environ.get(name) for name in names}
+    for name in names:
+        if name in env:
+            os.environ[name] = env[name]
+        else:
+            os.environ.pop(name, None)
+    try:
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            yield instance
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -4,7 +4,6 @@ and two `stageflow worker` processes. The CLI launches its runs onto the workers
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -21,7 +20,7 @@ from stageflow_assets.core.runs import PID_TAG
 from stageflow_assets.core.stage import JOB_TAG
 from stageflow_assets.core.worker import heartbeat_key
 from stageflow_assets.providers.process import stop_process_group
-from stageflow_assets_tests.conftest import REPO, STAGEFLOW, run_cli
+from stageflow_assets_tests.conftest import REPO, STAGEFLOW, instance_with_env, run_cli
 from stageflow_assets_tests.test_kill_resume import alive, descendants
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -87,22 +86,9 @@ class Cluster:
         with self.instance() as instance:
             return [r.dagster_run for r in instance.get_run_records(filters=dg.RunsFilter(tags={JOB_TAG: job}))]
 
-    @contextlib.contextmanager
     def instance(self):
-        """The cluster's instance in this process; its variables only while it is open (the
-        other tests' CLI runs inherit this process's environment)."""
-        names = ("STAGEFLOW_POSTGRES_URL", "STAGEFLOW_CELERY_BROKER")
-        saved = {name: os.environ.get(name) for name in names}
-        os.environ.update({name: self.env[name] for name in names})
-        try:
-            with dg.DagsterInstance.from_config(self.env["DAGSTER_HOME"]) as instance:
-                yield instance
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        """The cluster's instance in this process."""
+        return instance_with_env(self.env)
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,7 @@ def check_common_settings(instance: dg.DagsterInstance) -> None:
     assert instance.run_monitoring_enabled
     assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
     assert not instance.run_retries_retry_on_asset_or_op_failure
-    assert type(instance.compute_log_manager).__name__ == "RedirectComputeLogManager"
+    assert type(instance.compute_log_manager).__name__ == "NoOpComputeLogManager"
 
 
 def test_templates_are_the_same_apart_from_storage():
@@ -99,8 +99,8 @@ def test_templates_are_the_same_apart_from_storage():
     sqlite_storage = sqlite.pop("storage")
     assert sqlite == postgres
     assert storage == {"postgres": {"postgres_url": {"env": POSTGRES_ENV}}}
-    assert sqlite_storage["custom"]["class"] == "PooledSqliteStorage"
-    assert sqlite["compute_logs"]["class"] == "RedirectComputeLogManager"
+    assert sqlite_storage == {"sqlite": {"base_dir": {"env": "DAGSTER_HOME"}}}
+    assert sqlite["compute_logs"]["class"] == "NoOpComputeLogManager"
 
 
 def test_sqlite_template_loads_as_an_instance(tmp_path, monkeypatch):
@@ -109,9 +109,7 @@ def test_sqlite_template_loads_as_an_instance(tmp_path, monkeypatch):
     home = ensure_dagster_home()
     assert (home / "dagster.yaml").read_text() == SQLITE_TEMPLATE.read_text()
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert storage_classes(instance) == {
-            "PooledSqliteRunStorage", "PooledSqliteEventLogStorage", "PooledSqliteScheduleStorage"
-        }
+        assert storage_classes(instance) == {"SqliteRunStorage", "SqliteEventLogStorage", "SqliteScheduleStorage"}
         check_common_settings(instance)
         instance.add_dynamic_partitions("subtitle_jobs", ["probe-00000000"])
         assert instance.get_dynamic_partitions("subtitle_jobs") == ["probe-00000000"]

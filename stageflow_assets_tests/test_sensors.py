@@ -98,8 +98,6 @@ def test_new_video_becomes_a_partition_and_a_source_run(instance, store):
     registered = load_job(store.paths, job)
     assert Path(registered.source_path) == video.resolve()
     assert registered.original_name == "Talk One.mp4"
-    stat = video.stat()
-    assert json.loads(result.cursor) == {"Talk One.mp4": f"{stat.st_size}:{stat.st_mtime_ns}"}
 
 
 def test_same_cursor_means_nothing_new(instance, store):
@@ -157,7 +155,7 @@ def test_file_still_being_written_waits_until_it_settles(instance, store):
     early = tick(instance, store)
     assert early.run_requests == []
     assert added_keys(early) == []
-    assert "incoming.mp4" not in json.loads(early.cursor)
+    assert "incoming.mp4" not in early.cursor
     assert instance.get_dynamic_partitions(PARTITIONS) == []
 
     with video.open("ab") as fh:
@@ -177,7 +175,7 @@ def test_hidden_files_and_directories_are_ignored(instance, store):
     result = tick(instance, store)
     assert result.run_requests == []
     assert added_keys(result) == []
-    assert json.loads(result.cursor) == {}
+    assert ".partial" not in result.cursor and "subdir" not in result.cursor
 
 
 def test_same_content_under_two_names_is_one_job(instance, store):
@@ -191,7 +189,7 @@ def test_same_content_under_two_names_is_one_job(instance, store):
     job = job_key_for_file(inbox(store) / "talk.mp4")
     assert added_keys(result) == [job]
     assert [r.run_key for r in result.run_requests] == [job]
-    assert set(json.loads(result.cursor)) == {"talk.mkv", "talk.mp4"}
+    assert tick(instance, store, result.cursor).run_requests == []  # both names handled
 
 
 def test_tick_validates_partition_added_in_the_same_tick(instance, store):

@@ -57,6 +57,8 @@ class RunWatcher:
         self.instance = instance
         self.poll_s = poll_s
         self.stopped: dict[str, str] = {}  # run id -> why it was stopped
+        # this session's runs seen going, in order: the one to name when the database goes away
+        self.seen: dict[str, None] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stageflow-run-watcher", daemon=True)
         self._wake: tuple[socket.socket, socket.socket] | None = None
@@ -127,6 +129,7 @@ class RunWatcher:
 
         for record in self._mine(dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING):
             run = record.dagster_run
+            self.seen[run.run_id] = None
             if run.status == dg.DagsterRunStatus.CANCELING:
                 self._interrupt(run.run_id, "terminated (its run was marked CANCELING, e.g. from the UI)")
                 continue

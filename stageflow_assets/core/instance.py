@@ -132,3 +132,30 @@ def get_instance():
 
     ensure_dagster_home()
     return dg.DagsterInstance.get()
+
+
+def database_unreachable(exc: BaseException) -> str | None:
+    """One line for the user when `exc` comes from losing the instance's PostgreSQL server, else None.
+
+    Dagster's PostgreSQL storage opens a connection per operation and retries a refused one for
+    ~6 s (dagster-postgres: 5 retries, backoff from 0.2 s), so a server restart costs a run
+    nothing. A longer outage raises from whatever touched the database: the event being written
+    is lost and a run being executed stays STARTED in the instance until it is re-executed.
+    """
+    chain, seen = [], exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    driver = [e for e in chain if _connection_error(getattr(e, "orig", None))]
+    if not driver and not any(type(e).__name__ == "DagsterPostgresException" for e in chain):
+        return None
+    detail = str(driver[-1].orig) if driver else str(chain[-1])
+    detail = " ".join(detail.split("\n")[0].split()) or type(chain[-1]).__name__
+    return f"lost the connection to the instance's PostgreSQL database ({detail})"
+
+
+def _connection_error(orig: object) -> bool:
+    """The driver's own error for a connection refused, closed or ended by the server (psycopg2's
+    OperationalError and InterfaceError and their subclasses), not a failed statement."""
+    return any(cls.__module__.startswith("psycopg") and cls.__name__ in ("OperationalError", "InterfaceError")
+               for cls in type(orig).__mro__)

@@ -11,6 +11,7 @@ from stageflow_assets.core.manifest import StageManifest, stage_manifest
 from stageflow_assets.core.paths import StagePaths, StageSpec
 from stageflow_assets.core import scaleout
 from stageflow_assets.core.cancel import RunWatcher
+from stageflow_assets.core.instance import database_unreachable
 from stageflow_assets.core.queued import QueuedRuns
 from stageflow_assets.core.runs import MAX_RUNTIME_TAG, PartitionRun, RunOutcome, execute_partition
 from stageflow_assets.core.stage import FORCE_TAG, JOB_TAG, SOURCE_TAG
@@ -78,6 +79,13 @@ class RunSequence:
                 outcome = execute_partition(self.instance, job_name, partitions_def, key, self.tags, run_config)
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as exc:
             raise Interrupted(what, self._stopped_run(watcher), next(iter(watcher.stopped.values()), None)) from exc
+        except Exception as exc:
+            lost = database_unreachable(exc)
+            if lost is None:
+                raise
+            run_id = next(reversed(watcher.seen), None)  # what the watcher saw before the database went
+            hint = f"; once it is back: stageflow reexecute {run_id}" if run_id else ""
+            raise PipelineError(f"{what}: {lost}{hint}", run_id) from exc
         if outcome.canceled:
             if outcome.run_id:
                 self.runs.append((what, outcome.run_id))
