@@ -65,7 +65,8 @@ class _OneLineWarnings(logging.Handler):
         line = " ".join(record.getMessage().split("\n")[0].split())
         if line and line not in self._said:
             self._said.add(line)
-            click.echo(f"stageflow: warning: {line}", err=True)
+            # stageflow's own reports (e.g. the event sink's) are already one `stageflow: ...` line
+            click.echo(line if line.startswith("stageflow:") else f"stageflow: warning: {line}", err=True)
 
 
 @main.command()
