@@ -286,7 +286,9 @@ def ui(port: int) -> None:
 
 def run() -> None:
     """The `stageflow` console script: `main`, with Ctrl-C and a closed stdout pipe handled."""
-    # SIGTERM stops work as Ctrl-C does (Dagster does the same while a run goes)
+    # Ctrl-C stops work even where the shell started us with SIGINT ignored (a background job of
+    # a script), and SIGTERM stops it the same way (Dagster does both while a run goes)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         main()
