@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 from subtitles_overhead import table  # noqa: E402 - one table format for every benchmark
+from stageflow_assets_tests.test_events import SilentServer as Silent  # noqa: E402 - the tests' never-answering server
 
 STAGEFLOW = Path(sys.executable).with_name("stageflow")
 N_EVENTS = 10_000
@@ -86,28 +87,6 @@ def capture_records() -> list[logging.LogRecord]:
                        tags={"stageflow/job": "bench-0123abcd", "stageflow/source": "bench"},
                        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
     return [r for r in CAPTURED if getattr(r, "dagster_meta", None)]
-
-
-class Silent:
-    """Accepts connections on loopback and never answers."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self) -> None:
-        while True:
-            try:
-                self.held.append(self.sock.accept()[0])
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
 
 
 def redis_url() -> str | None:

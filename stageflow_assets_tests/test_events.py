@@ -245,7 +245,7 @@ def _queued_run(instance: dg.DagsterInstance) -> dg.DagsterRun:
     return run
 
 
-class _Silent:
+class SilentServer:
     """A loopback socket that accepts connections and never answers."""
 
     def __init__(self) -> None:
@@ -268,7 +268,7 @@ class _Silent:
 
 
 def test_a_full_buffer_drops_and_counts_and_exit_reports_once(caplog):
-    silent = _Silent()
+    silent = SilentServer()
     box = Outbox(f"http://bob:tok3n@127.0.0.1:{silent.port}/hook", maxsize=10)
     try:
         with caplog.at_level(logging.WARNING, logger="stageflow_assets.events"):
@@ -410,7 +410,7 @@ def test_a_cancelled_cli_run_ends_with_pipeline_cancelled(tmp_path, events_env):
 
 @pytest.mark.slow
 def test_an_http_sink_that_never_answers_does_not_stop_the_run(speech_video, tmp_path, events_env, monkeypatch):
-    silent = _Silent()
+    silent = SilentServer()
     video = tmp_path / "events-ok.mp4"  # the same job as the successful run: its stages are reused
     video.write_bytes(speech_video.read_bytes())
     url = f"http://bob:s3cret@127.0.0.1:{silent.port}/hook"
