@@ -57,6 +57,8 @@ class RunWatcher:
         self.instance = instance
         self.poll_s = poll_s
         self.stopped: dict[str, str] = {}  # run id -> why it was stopped
+        self.heard_signal = False  # a Ctrl-C or SIGTERM reached this process while watching
+        self._sent = 0  # SIGINTs the watcher sent itself and has not read back yet
         # this session's runs seen going, in order: the one to name when the database goes away
         self.seen: dict[str, None] = {}
         self._done = threading.Event()
@@ -83,6 +85,7 @@ class RunWatcher:
                 pass
         self._thread.join(timeout=5)
         if self._wake is not None:
+            self._read_signals()  # one the thread had no time to read still says why the run stopped
             signal.set_wakeup_fd(self._old_wakeup_fd)
             for end in self._wake:
                 end.close()
@@ -105,13 +108,21 @@ class RunWatcher:
             self._done.wait(self.poll_s)
             return False
         readable, _, _ = select.select([self._wake[0]], [], [], self.poll_s)
-        if not readable:
-            return False
+        return bool(readable) and self._read_signals()
+
+    def _read_signals(self) -> bool:
         try:
             signals = self._wake[0].recv(64)
         except (BlockingIOError, OSError):
             return False
-        return any(number in (signal.SIGINT, signal.SIGTERM) for number in signals)
+        heard = False
+        for number in signals:
+            if number == signal.SIGINT and self._sent > 0:
+                self._sent -= 1  # the watcher's own interrupt, not the user's
+            elif number in (signal.SIGINT, signal.SIGTERM):
+                heard = True
+        self.heard_signal = self.heard_signal or heard
+        return heard
 
     def _mine(self, *statuses: dg.DagsterRunStatus) -> list:
         from stageflow_assets.core.runs import SESSION_TAG
@@ -131,7 +142,8 @@ class RunWatcher:
             run = record.dagster_run
             self.seen[run.run_id] = None
             if run.status == dg.DagsterRunStatus.CANCELING:
-                self._interrupt(run.run_id, "terminated (its run was marked CANCELING, e.g. from the UI)")
+                self._interrupt(run.run_id, "Ctrl-C or SIGTERM" if self.heard_signal
+                                else "terminated (its run was marked CANCELING, e.g. from the UI)")
                 continue
             limit = _seconds(run.tags.get(MAX_RUNTIME_TAG))
             started = record.start_time or record.create_timestamp.timestamp()
@@ -146,6 +158,7 @@ class RunWatcher:
         if now - self._signalled_at.get(run_id, -1e9) < 1.0:
             return  # one interrupt a second: the step it stops needs a moment to end
         self._signalled_at[run_id] = now
+        self._sent += 1
         os.kill(os.getpid(), signal.SIGINT)
 
 

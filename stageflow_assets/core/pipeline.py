@@ -78,7 +78,8 @@ class RunSequence:
             with watcher:
                 outcome = execute_partition(self.instance, job_name, partitions_def, key, self.tags, run_config)
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as exc:
-            raise Interrupted(what, self._stopped_run(watcher), next(iter(watcher.stopped.values()), None)) from exc
+            run_id = self._stopped_run(watcher)
+            raise Interrupted(what, run_id, self._why(watcher, run_id)) from exc
         except Exception as exc:
             lost = database_unreachable(exc)
             if lost is None:
@@ -89,7 +90,7 @@ class RunSequence:
         if outcome.canceled:
             if outcome.run_id:
                 self.runs.append((what, outcome.run_id))
-            raise Interrupted(what, outcome.run_id, watcher.stopped.get(outcome.run_id, "its run was canceled"))
+            raise Interrupted(what, outcome.run_id, self._why(watcher, outcome.run_id))
         self._record(what, outcome)
         return outcome.run_id
 
@@ -132,6 +133,12 @@ class RunSequence:
         if failure is not None:
             raise failure
         return [outcome.run_id for _, outcome in finished]
+
+    @staticmethod
+    def _why(watcher: RunWatcher, run_id: str | None) -> str:
+        if watcher.heard_signal:  # whoever marked the run first, the user's Ctrl-C is the reason
+            return "Ctrl-C or SIGTERM"
+        return watcher.stopped.get(run_id or "", "its run was canceled")
 
     def _stopped_run(self, watcher: RunWatcher) -> str | None:
         if watcher.stopped:
