@@ -26,7 +26,6 @@ import gc
 import logging
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys

@@ -140,3 +140,22 @@ def instance_with_env(env: dict[str, str], names=("DAGSTER_HOME", "STAGEFLOW_POS
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+APERTIUM = Path("/usr/bin/apertium")
+
+
+def fake_apertium(tmp_path: Path, body: str) -> Path:
+    """A directory to put first on PATH, holding an `apertium` that runs `body` (shell).
+
+    Its first lines are the real script's, which tell stageflow where the installed pairs are.
+    Skips the test where Apertium itself is not installed.
+    """
+    if not APERTIUM.is_file():
+        pytest.skip(f"{APERTIUM} is not installed (make install installs it)")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "apertium"
+    fake.write_text('#!/bin/sh\nAPERTIUM_DATADIR="${APERTIUM_DATADIR:-/usr/share/apertium}"\n' + body)
+    fake.chmod(0o755)
+    return bin_dir

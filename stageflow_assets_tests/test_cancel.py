@@ -17,11 +17,10 @@ import pytest
 
 from stageflow_assets.core.runs import MAX_RUNTIME_TAG
 from stageflow_assets.core.stage import JOB_TAG
-from stageflow_assets_tests.conftest import STAGEFLOW
+from stageflow_assets_tests.conftest import STAGEFLOW, fake_apertium
 from stageflow_assets_tests.test_kill_resume import alive, descendants
 
 pytestmark = pytest.mark.slow
-APERTIUM = "/usr/bin/apertium"
 
 
 def start_cli(args: list, env: dict | None = None) -> subprocess.Popen:
@@ -89,16 +88,8 @@ def test_ctrl_c_during_transcription_cancels_the_run_at_once(long_speech_video, 
 
 
 def test_ctrl_c_while_a_tool_runs_kills_the_tool(speech_video, tmp_path):
-    if not Path(APERTIUM).is_file():
-        pytest.skip(f"{APERTIUM} is not installed (make install installs it)")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     pid_file = tmp_path / "apertium.pid"
-    fake = bin_dir / "apertium"
-    # the real script's first lines tell stageflow where the installed pairs are; then it hangs
-    fake.write_text('#!/bin/sh\nAPERTIUM_DATADIR="${APERTIUM_DATADIR:-/usr/share/apertium}"\n'
-                    f'echo $$ > {pid_file}\nexec sleep 300\n')
-    fake.chmod(0o755)
+    bin_dir = fake_apertium(tmp_path, f"echo $$ > {pid_file}\nexec sleep 300\n")  # it hangs
     video = tmp_path / "toolstop.mp4"
     video.write_bytes(speech_video.read_bytes())
     proc = start_cli(["subtitles", video, "--lang", "es", "--out", tmp_path / "out"],

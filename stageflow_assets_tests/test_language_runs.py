@@ -11,9 +11,8 @@ import pytest
 
 from stageflow_assets.core.runs import PID_TAG, SESSION_TAG
 from stageflow_assets.core.stage import JOB_TAG, SOURCE_TAG
-from stageflow_assets_tests.conftest import run_cli
+from stageflow_assets_tests.conftest import APERTIUM, fake_apertium, run_cli
 
-APERTIUM = "/usr/bin/apertium"
 
 
 def _language_runs(job: str) -> list[dg.DagsterRun]:
@@ -55,18 +54,8 @@ def test_language_runs_are_ordinary_runs_of_the_cli_process(speech_video, tmp_pa
 @pytest.mark.slow
 def test_a_failed_language_fails_the_command_and_the_others_finish(speech_video, tmp_path):
     """Apertium breaks for Catalan only: Spanish is still delivered, the command names Catalan."""
-    if not Path(APERTIUM).is_file():
-        pytest.skip(f"{APERTIUM} is not installed (make install installs it)")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "apertium"
-    # the real script's first lines tell stageflow where the installed pairs are
-    fake.write_text(
-        '#!/bin/sh\nAPERTIUM_DATADIR="${APERTIUM_DATADIR:-/usr/share/apertium}"\n'
-        'if [ "$1" = eng-cat ]; then echo "eng-cat: dictionary is broken" >&2; exit 3; fi\n'
-        f'exec {APERTIUM} "$@"\n'
-    )
-    fake.chmod(0o755)
+    bin_dir = fake_apertium(tmp_path, 'if [ "$1" = eng-cat ]; then echo "eng-cat: dictionary is broken" >&2; exit 3; fi\n'
+                                      f'exec {APERTIUM} "$@"\n')
     video = tmp_path / "one-fails.mp4"
     video.write_bytes(speech_video.read_bytes())
     result = run_cli("subtitles", video, "--lang", "ca", "--lang", "es", "--out", tmp_path / "out",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from stageflow_assets.core.redact import redact_url, scrub  # noqa: F401 - redact_url: part of this module's API
+from stageflow_assets.core.redact import redact_url  # noqa: F401 - part of this module's API
 
 SINK_ENV = "STAGEFLOW_EVENT_SINK"
 HTTP_TIMEOUT_S = (1.0, 2.0)  # connect, read: a stalled endpoint costs the delivery thread 3 s at most

@@ -21,7 +21,6 @@ events.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections import OrderedDict
 from datetime import datetime, timezone
