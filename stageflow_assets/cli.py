@@ -54,7 +54,9 @@ class _OneLineWarnings(logging.Handler):
 
     dagster-postgres logs "Retrying failed database connection" with the driver's five-line text
     at every retry while the server restarts (through `logging.warning`, which would otherwise
-    install a `WARNING:root:` handler of its own).
+    install a `WARNING:root:` handler of its own). A record whose exception is the interrupt itself
+    (SQLAlchemy's pool logs "Exception closing connection" when Ctrl-C lands inside a close) is
+    left out: the interrupt has its own `stageflow: interrupted:` line.
     """
 
     def __init__(self) -> None:
@@ -62,6 +64,11 @@ class _OneLineWarnings(logging.Handler):
         self._said: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
+        import dagster as dg  # already loaded whenever anything logs; imported lazily for start-up
+
+        if record.exc_info and isinstance(
+            record.exc_info[1], (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
+            return
         line = " ".join(record.getMessage().split("\n")[0].split())
         if line and line not in self._said:
             self._said.add(line)

@@ -132,3 +132,25 @@ def test_max_runtime_must_be_positive():
     result = subprocess.run([str(STAGEFLOW), "subtitles", "x.mp4", "--lang", "es", "--max-runtime", "0"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "--max-runtime" in result.stderr
+
+
+def test_an_interrupt_logged_by_a_library_is_not_a_second_line(capsys):
+    """SQLAlchemy's pool logs "Exception closing connection" with the KeyboardInterrupt that landed
+    inside a close; the interrupt has its own line, so the CLI's warning handler leaves it out,
+    while any other logged warning still gets its one line."""
+    import logging
+    import sys
+
+    from stageflow_assets.cli import _OneLineWarnings
+
+    handler = _OneLineWarnings()
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        interrupted = logging.LogRecord("sqlalchemy.pool.impl.NullPool", logging.ERROR, __file__, 1,
+                                        "Exception closing connection %r", ("conn",), sys.exc_info())
+    handler.emit(interrupted)
+    handler.emit(logging.LogRecord("dagster_postgres", logging.WARNING, __file__, 1,
+                                   "Retrying failed database connection\nline two", (), None))
+    assert capsys.readouterr().err.splitlines() == [
+        "stageflow: warning: Retrying failed database connection"]
