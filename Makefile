@@ -3,7 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEB_PACKAGES := ffmpeg espeak-ng apertium apertium-eng-spa apertium-eng-cat wordnet
+DEB_PACKAGES := ffmpeg espeak-ng apertium apertium-eng-spa apertium-eng-cat wordnet \
+  apertium-spa-cat apertium-es-pt apertium-es-gl apertium-fr-es apertium-es-ro apertium-eo-en apertium-spa-ita \
+  fonts-dejavu-core fonts-droid-fallback poppler-utils
 STAMP := $(VENV)/.stageflow-installed
 
 .PHONY: install system-deps demo test ui bench clean whisperx
