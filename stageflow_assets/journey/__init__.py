@@ -1,0 +1,1 @@
+"""Journey: a prompt through four stages (translation + safety, interception, output safety, media)."""
