@@ -1,0 +1,16 @@
+"""Everything the journey domain ships (its resources are merged in stageflow_assets/definitions.py)."""
+
+import dagster as dg
+
+from stageflow_assets.journey.assets import intercepted_prompt, journey_prompt, output_clearance
+from stageflow_assets.journey.jobs import journey_job
+from stageflow_assets.journey.media_assets import journey_media
+from stageflow_assets.journey.resources import journey_resources
+from stageflow_assets.journey.sensors import journey_record_sensors, prompts_inbox_sensor
+
+defs = dg.Definitions(
+    assets=[journey_prompt, intercepted_prompt, output_clearance, journey_media],
+    jobs=[journey_job],
+    sensors=[prompts_inbox_sensor, *journey_record_sensors],
+)
+resources = journey_resources()

@@ -1,0 +1,94 @@
+"""Stage 4: the journey's media, one file per output configuration.
+
+Offline, every output is made procedurally from (prompt, seed): the same pair gives the same
+bytes. With `STAGEFLOW_COMFYUI_URL` set, images go to ComfyUI unless their spec says `offline`.
+"""
+
+
+import dataclasses
+import os
+import tempfile
+
+import dagster as dg
+
+from stageflow_assets.core.hashing import sha256_file
+from stageflow_assets.core.manifest import StageManifest
+from stageflow_assets.core.stage import StageWriter, run_stage
+from stageflow_assets.core.storage import StageStore
+from stageflow_assets.journey import stages
+from stageflow_assets.journey.assets import GROUP, PROVIDER_RETRY, refuse_after_block, stage_input
+from stageflow_assets.journey.media import KINDS, OutputConfig, make_offline
+from stageflow_assets.journey.models import ClearanceDoc
+from stageflow_assets.journey.partitions import journey_partitions
+from stageflow_assets.journey.previews import media_preview
+from stageflow_assets.journey.recording import StageRecording, next_seq_after
+from stageflow_assets.journey.registry import load_journey
+from stageflow_assets.journey.resources import JourneySettings
+from stageflow_assets.providers.comfyui import ComfyUIResource
+from stageflow_assets.records.model import FileRef
+
+
+def output_config(spec: str, settings: JourneySettings) -> OutputConfig:
+    """The spec's configuration; an image that names no backend takes the configured default."""
+    config = OutputConfig.parse(spec)
+    options = spec.partition(":")[2].lower().split(",")
+    if config.kind == "image" and settings.image_backend != "offline" and "offline" not in options:
+        config = dataclasses.replace(config, backend=settings.image_backend)
+    return config
+
+
+def media_name(index: int, config: OutputConfig) -> str:
+    return f"{index}.{config.kind}.{config.file_format}"
+
+
+@dg.asset(
+    partitions_def=journey_partitions, group_name=GROUP, code_version="1", kinds={"python", "ffmpeg"},
+    retry_policy=PROVIDER_RETRY, metadata=stages.MEDIA.metadata,
+)
+def journey_media(context: dg.AssetExecutionContext, storage: StageStore, comfyui: ComfyUIResource,
+                  journey_settings: JourneySettings, output_clearance: StageManifest):
+    """Stage 4: the journey's media, one file per output configuration (image, music, video).
+
+    Named `<n>.<kind>.<format>` in the stage dir. Offline: a seeded procedural landscape (PNG),
+    a synthesised score (WAV or MP3), the landscape animated (H.264 MP4); ComfyUI for images
+    when configured. Each output is an `output_image|music|video` item with its file's sha256
+    and every parameter passed to the generator.
+    """
+    paths = storage.paths
+    job = load_journey(paths, str(context.partition_key))
+    source = stage_input(paths, output_clearance, "clearance")
+    configs = [output_config(spec, journey_settings) for spec in job.outputs]
+
+    def work(out: StageWriter) -> None:
+        clearance = ClearanceDoc.model_validate_json(source.path.read_text(encoding="utf-8"))
+        if clearance.blocked:
+            raise refuse_after_block(job.job, 3, clearance.blocked[0].summary)
+        made = []
+        with StageRecording("4", next_seq_after(output_clearance), context.run.run_id).around(out) as rec, \
+                tempfile.TemporaryDirectory(dir=out.directory, prefix=".scratch-") as scratch:
+            rec.transition("3")
+            for index, config in enumerate(configs, start=1):
+                generate = comfyui.generate if config.backend == "comfyui" else make_offline
+                with out.timed(f"output_{index}"):
+                    media = generate(config, clearance.text, job.seed, scratch, f"{index}")
+                name = media_name(index, config)
+                target = out.output(name, kind=config.kind, fmt=config.file_format)
+                os.replace(media.path, target)
+                made.append((index, config.label(), name, target))
+                rec.add(f"output_{config.kind}", output_index=index, content=config.label(),
+                        files=[FileRef(path=paths.relative(out.directory / name), sha256=media.sha256 or sha256_file(target),
+                                       bytes=target.stat().st_size, media_type=media.media_type)],
+                        parameters=media.parameters, backend=media.backend, model=media.model,
+                        duration_s=media.duration_s)
+            rec.add("pipeline_complete", content=f"{len(made)} output(s)")
+        out.details.update(outputs=len(made), media=[{"index": i, "output": label, "file": name}
+                                                     for i, label, name, _ in made])
+        out.preview = media_preview(made)
+
+    result = run_stage(context, paths, stages.MEDIA, inputs=[source],
+                     config={"seed": job.seed, "outputs": [c.as_dict() for c in configs],
+                             **({"comfyui": comfyui.parameters()} if any(c.backend == "comfyui" for c in configs) else {})},
+                     work=work)
+    links = {f"output_{n}": dg.MetadataValue.path(str(paths.absolute(record.path)))
+             for n, record in enumerate((r for r in result.value.outputs if r.kind in KINDS), start=1)}
+    return dg.Output(result.value, metadata={**result.metadata, **links}, data_version=result.data_version)
