@@ -109,6 +109,19 @@ class ClaudeResource(dg.ConfigurableResource):
             model=self.model, usage=usage.model_dump(),
         )
 
+    def complete_text(self, system: str, prompt: str) -> tuple[str, Usage]:
+        """One plain-text reply (no JSON, no re-asks). Sampling is the model's own: the API takes
+        no temperature or top_p. ProviderError when the reply is cut off, refused or empty."""
+        message = self._create(model=self.model, max_tokens=self.max_tokens, system=system,
+                               messages=[{"role": "user", "content": prompt}])
+        usage = Usage.from_sdk(message.usage, self._price())
+        text = llm_batches.reply_text(message).strip()
+        problem = {"max_tokens": f"was cut off at max_tokens={self.max_tokens} (raise ClaudeResource.max_tokens)",
+                   "refusal": "was a refusal"}.get(message.stop_reason or "", "" if text else "was empty")
+        if problem:
+            raise ProviderError(f"Claude's reply {problem}", model=self.model, usage=usage.model_dump())
+        return text, usage
+
     def translate_numbered(self, lines: list[str], source: str, target: str,
                            glossary: dict[str, str] | None = None) -> tuple[list[str], Usage]:
         """One translated line per input line, cue numbers checked (count, numbers, none empty);
