@@ -57,12 +57,15 @@ def journey_media(context: dg.AssetExecutionContext, storage: StageStore, comfyu
     paths = storage.paths
     job = load_journey(paths, str(context.partition_key))
     source = stage_input(paths, output_clearance, "clearance")
-    configs = [output_config(spec, journey_settings) for spec in job.outputs]
+    stage_config = {"seed": job.seed, "outputs": job.outputs, "image_backend": journey_settings.image_backend}
+    if journey_settings.image_backend == "comfyui" or any("comfyui" in spec for spec in job.outputs):
+        stage_config["comfyui"] = comfyui.parameters()
 
     def work(out: StageWriter) -> None:
         clearance = ClearanceDoc.model_validate_json(source.path.read_text(encoding="utf-8"))
         if clearance.blocked:
             raise refuse_after_block(job.job, 3, clearance.blocked[0].summary)
+        configs = [output_config(spec, journey_settings) for spec in job.outputs]
         made = []
         with StageRecording("4", next_seq_after(output_clearance), context.run.run_id).around(out) as rec, \
                 tempfile.TemporaryDirectory(dir=out.directory, prefix=".scratch-") as scratch:
@@ -76,19 +79,18 @@ def journey_media(context: dg.AssetExecutionContext, storage: StageStore, comfyu
                 os.replace(media.path, target)
                 made.append((index, config.label(), name, target))
                 rec.add(f"output_{config.kind}", output_index=index, content=config.label(),
-                        files=[FileRef(path=paths.relative(out.directory / name), sha256=media.sha256 or sha256_file(target),
-                                       bytes=target.stat().st_size, media_type=media.media_type)],
+                        files=[FileRef(path=paths.relative(out.directory / name),
+                                       sha256=media.sha256 or sha256_file(target), bytes=target.stat().st_size,
+                                       media_type=media.media_type)],
                         parameters=media.parameters, backend=media.backend, model=media.model,
                         duration_s=media.duration_s)
             rec.add("pipeline_complete", content=f"{len(made)} output(s)")
         out.details.update(outputs=len(made), media=[{"index": i, "output": label, "file": name}
-                                                     for i, label, name, _ in made])
+                                                     for i, label, name, _ in made],
+                           output_configs=[c.as_dict() for c in configs])
         out.preview = media_preview(made)
 
-    result = run_stage(context, paths, stages.MEDIA, inputs=[source],
-                     config={"seed": job.seed, "outputs": [c.as_dict() for c in configs],
-                             **({"comfyui": comfyui.parameters()} if any(c.backend == "comfyui" for c in configs) else {})},
-                     work=work)
+    result = run_stage(context, paths, stages.MEDIA, inputs=[source], config=stage_config, work=work)
     links = {f"output_{n}": dg.MetadataValue.path(str(paths.absolute(record.path)))
              for n, record in enumerate((r for r in result.value.outputs if r.kind in KINDS), start=1)}
     return dg.Output(result.value, metadata={**result.metadata, **links}, data_version=result.data_version)

@@ -24,6 +24,7 @@ from stageflow_assets.journey.media import KINDS
 from stageflow_assets.journey.partitions import journey_partitions
 from stageflow_assets.journey.record_files import write_journey_record
 from stageflow_assets.journey.registry import new_journey_key, register_journey
+from stageflow_assets.records.tracker import ITEMS_FILE, read_items
 
 BLOCKING_STAGES = ((1, stages.PROMPT), (3, stages.OUTPUT_CLEARANCE))
 
@@ -80,14 +81,25 @@ def blocked_at(paths: StagePaths, key: str, run_id: str | None) -> Blocked | Non
 
 def stage_input_error(paths: StagePaths, key: str, run_id: str | None) -> BadInputError | None:
     """The failed stage's own error when it failed on its input (retrying cannot help)."""
-    for spec in stages.ALL:
-        failed = read_manifest(paths.stage_dir(stages.DOMAIN, key, spec.dir_name) / FAILED_MANIFEST_NAME)
+    for number, spec in enumerate(stages.ALL, start=1):
+        directory = paths.stage_dir(stages.DOMAIN, key, spec.dir_name)
+        failed = read_manifest(directory / FAILED_MANIFEST_NAME)
         if failed is None or failed.run_id != run_id:
             continue
         for error in failed.errors:
             if error.type == BadInputError.__name__:
-                return BadInputError(error.message, stage=spec.dir_name, run_id=run_id)
+                return BadInputError(f"stage {number}: {error.message}{_checked_first(directory)}",
+                                     stage=spec.dir_name, run_id=run_id)
     return None
+
+
+def _checked_first(directory: Path) -> str:
+    """What the failed step had checked before it failed (stage 1 checks before it translates)."""
+    try:
+        checks = [i for i in read_items(directory / ITEMS_FILE) if i.kind == "safety_check"]
+    except ValueError:  # an unreadable items file: the error stands on its own
+        return ""
+    return f" (the prompt passed the {checks[0].parameters.get('check', 'safety')} check)" if checks else ""
 
 
 def copy_media(paths: StagePaths, key: str, out_dir: Path) -> list[Path]:

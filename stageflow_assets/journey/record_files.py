@@ -22,7 +22,8 @@ def record_dir(paths: StagePaths, key: str) -> Path:
 
 def write_journey_record(instance: dg.DagsterInstance, paths: StagePaths, key: str) -> Path:
     """Build the journey's record from the instance and the stage dirs; export it as JSON."""
-    from stageflow_assets.records.build import export, record_for
+    from stageflow_assets.records.build import record_for
+    from stageflow_assets.records.exports import export
 
     record = record_for(instance, key, paths)
     return export(record, RECORD_FORMAT, record_dir(paths, key), paths)

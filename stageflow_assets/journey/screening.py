@@ -44,8 +44,8 @@ def screen_prompt(job: JourneyJob, translators: Translators, confirm: Callable |
 def _blocked(doc: PromptDoc, text_of: str, text: str, confirm: Callable | None, rec: StageRecording) -> bool:
     verdict = check_86a(text, confirm)
     doc.checks.append(_result(text_of, verdict))
-    rec.add("safety_check", content=verdict.summary(), parameters={"check": verdict.check, "text_of": text_of},
-            metadata=verdict.as_dict())
+    rec.add("safety_check", content=verdict.summary() or f"{verdict.check}: no match",
+            parameters={"check": verdict.check, "text_of": text_of}, metadata=verdict.as_dict())
     if verdict.blocked:
         doc.blocked, doc.blocked_summary = True, verdict.summary()
         rec.add("blocked", content=verdict.summary(), metadata={"text_of": text_of, **verdict.as_dict()})
@@ -60,7 +60,8 @@ def clear_outputs(text: str, job: JourneyJob, confirm: Callable | None, rec: Sta
         verdict = check_output(text, job.safety, confirm)
         outputs.append(OutputClearance(index=index, spec=spec, config=config.as_dict(), level=job.safety,
                                        blocked=verdict.blocked, summary=verdict.summary(), verdict=verdict.as_dict()))
-        rec.add("output_safety_check", output_index=index, content=verdict.summary(),
+        rec.add("output_safety_check", output_index=index,
+                content=verdict.summary() or f"{verdict.check}: no match",
                 parameters={"check": verdict.check, "level": job.safety, "output": config.label()},
                 metadata=verdict.as_dict())
         if verdict.blocked:
