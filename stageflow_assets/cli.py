@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from stageflow_assets.core.settings import configured_languages, project_root
+from stageflow_assets.records.formats import FORMATS as EXPORT_FORMATS
 
 # one exit-code table for every command
 EXIT_DONE, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -263,6 +264,36 @@ def worker(name: str, concurrency: int, queues: tuple[str, ...], threads: int | 
     from stageflow_assets.core.worker import run_worker
 
     run_worker(name, concurrency, list(queues) or [scaleout.DEFAULT_QUEUE], threads)
+
+
+@main.command("export")
+@click.argument("key_or_run_id")
+@click.option("--format", "-f", "formats", multiple=True, default=("json",), show_default=True,
+              type=click.Choice(EXPORT_FORMATS), help="Export format, repeatable.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Write <key>.json/.xml/.pdf/.docx/.crate.zip here.")
+def export_record(key_or_run_id: str, formats: tuple[str, ...], out_dir: Path) -> None:
+    """Export the research record of a job (a journey, a video, a deck, by its key) or of one run."""
+    from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.records.build import RecordError, UnknownRecord, record_for
+    from stageflow_assets.records.exports import ExportError, export
+
+    paths = StageStore().paths
+    try:
+        record = record_for(_instance(), key_or_run_id, paths)
+    except UnknownRecord as exc:
+        _fail(str(exc), code=EXIT_BAD_INPUT)
+    except RecordError as exc:
+        _fail(str(exc))
+    click.echo(f"record: {record.key}")
+    click.echo(f"domain: {record.domain}")
+    click.echo(f"items: {len(record.items)}")
+    for fmt in dict.fromkeys(formats):
+        try:
+            path = export(record, fmt, out_dir, paths)
+        except ExportError as exc:
+            _fail(str(exc))
+        click.echo(f"wrote: {path}")
 
 
 @main.command()

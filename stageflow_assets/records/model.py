@@ -35,6 +35,8 @@ class FileRef(BaseModel):
     sha256: str | None = None
     bytes: int | None = None
     media_type: str | None = None
+    # "input" (what a stage read) or "output" (what it wrote); None: made by the item itself
+    role: Literal["input", "output"] | None = None
 
 
 class RecordItem(BaseModel):
