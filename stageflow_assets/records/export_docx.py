@@ -64,8 +64,11 @@ def _item(doc: DocxDocument, item: RecordItem) -> None:
         line = doc.add_paragraph().add_run(f"{ref.role or 'file'}: {ref.path} ({report.media_type(ref)}, "
                                            f"{ref.bytes} bytes{sha})")
         line.font.size = Pt(8)
-    shown = {k: v for k, v in item.metadata.items() if v not in (None, "", [], {})}
-    _pairs(doc, report.flatten(item.parameters) + report.flatten(shown))
+    for caption, values in (("parameters", item.parameters), ("recorded", report.shown(item.metadata))):
+        if values:
+            label = doc.add_paragraph().add_run(caption)
+            label.bold, label.font.size = True, Pt(8)
+            _pairs(doc, report.flatten(values))
 
 
 def _step(doc: DocxDocument, step: Step) -> None:

@@ -114,8 +114,10 @@ def _item_lines(pdf: FPDF, item: RecordItem) -> None:
     for ref in item.files:
         sha = f", sha256 {ref.sha256}" if ref.sha256 else ""
         _line(pdf, f"{ref.role or 'file'}: {ref.path} ({report.media_type(ref)}, {ref.bytes} bytes{sha})", 8)
-    shown = {k: v for k, v in item.metadata.items() if v not in (None, "", [], {})}
-    _pairs(pdf, report.flatten(item.parameters) + report.flatten(shown))
+    for caption, values in (("parameters", item.parameters), ("recorded", report.shown(item.metadata))):
+        if values:
+            _line(pdf, caption, 7, bold=True)
+            _pairs(pdf, report.flatten(values))
     pdf.ln(1.5)
 
 

@@ -135,6 +135,11 @@ def flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
+def shown(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` without the empty ones (a report has no use for `null` rows)."""
+    return {k: v for k, v in values.items() if v not in (None, "", [], {})}
+
+
 def media_type(ref: FileRef) -> str:
     return ref.media_type or mimetypes.guess_type(ref.path)[0] or "application/octet-stream"
 
