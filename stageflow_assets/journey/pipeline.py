@@ -47,22 +47,27 @@ class JourneyResult:
 
 def run_journey(
     instance: dg.DagsterInstance, paths: StagePaths, options: dict[str, Any], out_dir: Path | None = None,
-    *, force: bool = False, progress: Callable[[str], None] = lambda _: None,
+    *, progress: Callable[[str], None] = lambda _: None,
     started: Callable[[str], None] = lambda _: None, max_runtime_s: float | None = None,
 ) -> JourneyResult:
-    """Register a new journey (`started(key)` as soon as it has its key), run it, copy its media."""
+    """Register a new journey (`started(key)` as soon as it has its key), run it, copy its media.
+
+    Every journey is a new partition, so nothing is reused from an earlier one (no `force`)."""
     job = register_journey(paths, new_journey_key(), **options)
     instance.add_dynamic_partitions(journey_partitions.name, [job.job])
     started(job.job)
     result = JourneyResult(job=job.job)
-    runs = RunSequence(instance, job.job, force, progress, result.runs, max_runtime_s=max_runtime_s)
+    runs = RunSequence(instance, job.job, False, progress, result.runs, max_runtime_s=max_runtime_s)
     progress(f"journey {job.job}: {job.interception}, {len(job.outputs)} output(s), safety {job.safety}")
     try:
         runs.run("journey", "journey_job", journey_partitions, job.job)
     except PipelineError as exc:
         result.blocked = blocked_at(paths, job.job, exc.run_id)
         if result.blocked is None:
-            raise stage_input_error(paths, job.job, exc.run_id) or exc
+            bad_input = stage_input_error(paths, job.job, exc.run_id)
+            if bad_input is None:
+                raise
+            raise bad_input from exc
     finally:
         _write_record(instance, paths, result, progress)
     if out_dir is not None and result.blocked is None:
