@@ -199,6 +199,60 @@ def vocab(words: Path, deck: str, language: str, native: str | None, out_dir: Pa
 
 
 @main.command()
+@click.argument("prompt")
+@click.option("--lang", required=True, help="Language the prompt is written in (ISO 639-1, e.g. en, de).")
+@click.option("--work-lang", "work_lang", default="en", show_default=True,
+              help="Working language the prompt is translated into for stages 2-4.")
+@click.option("--interception", required=True, metavar="NAME",
+              help="stille-post (successive translations), or a perspective (bauhaus, poem, ...; needs an LLM).")
+@click.option("--iterations", type=click.IntRange(min=1, max=8), default=None,
+              help="Stille Post hops (default 8, or one more than the --via languages).")
+@click.option("--via", default=None, metavar="LANGS", help="Stille Post languages in order, e.g. es,pt.")
+@click.option("--output", "outputs", multiple=True, metavar="SPEC",
+              help="image|music|video[:options], repeatable (default image), e.g. image:1024x768, "
+                   "music:20s,tempo=96,mp3, video:640x360,4s,fps=24.")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the Stille Post chain and the media (default: a random one, recorded).")
+@click.option("--safety", type=click.Choice(["kids", "youth", "adult", "research"]), default="youth",
+              show_default=True, help="Safety level the outputs are checked at (stage 3).")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Copy the media here as <journey>.<n>.<kind>.<format>.")
+@max_runtime_option
+def journey(prompt: str, lang: str, work_lang: str, interception: str, iterations: int | None, via: str | None,
+            outputs: tuple[str, ...], seed: int | None, safety: str, out_dir: Path, max_runtime: float | None) -> None:
+    """Take PROMPT through translation and §86a check, interception, output safety and media, as a Dagster run."""
+    from stageflow_assets.core.errors import StageError
+    from stageflow_assets.core.pipeline import Interrupted, PipelineError
+    from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.journey.pipeline import run_journey
+
+    options = {"prompt": prompt, "lang": lang, "work_lang": work_lang, "interception": interception,
+               "iterations": iterations, "via": [v.strip() for v in (via or "").split(",") if v.strip()],
+               "outputs": list(outputs) or ["image"], "seed": seed, "safety": safety, "source": "cli"}
+    try:
+        result = run_journey(
+            _instance(), StageStore().paths, options, out_dir,
+            progress=lambda line: click.echo(f"  {line}", err=True),
+            started=lambda key: click.echo(f"journey: {key}"), max_runtime_s=max_runtime,
+        )
+    except PipelineError as exc:
+        _fail(str(exc), exc.run_id)
+    except Interrupted as exc:
+        _interrupted(exc)
+    except StageError as exc:
+        _fail(exc.message, exc.details.get("run_id"), code=EXIT_BAD_INPUT)
+    for what, run_id in result.runs:
+        click.echo(f"run: {run_id}  {what}")
+    for path in result.media:
+        click.echo(f"wrote: {path}")
+    if result.record is not None:
+        click.echo(f"recorded: {result.record}")
+    if result.blocked is not None:
+        click.echo(f"stageflow: blocked at stage {result.blocked.stage}: {result.blocked.what_matched}", err=True)
+        sys.exit(EXIT_BLOCKED)
+
+
+@main.command()
 @click.argument("run_id")
 @max_runtime_option
 def reexecute(run_id: str, max_runtime: float | None) -> None:

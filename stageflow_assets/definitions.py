@@ -7,6 +7,8 @@ import dagster as dg
 from stageflow_assets.core.io_manager import StageManifestIOManager
 from stageflow_assets.core.sensors import worker_health_sensor
 from stageflow_assets.core.storage import StageStore
+from stageflow_assets.journey.definitions import defs as journey_defs
+from stageflow_assets.journey.definitions import resources as journey_resources
 from stageflow_assets.providers.asr_whisperx import asr_resource_from_env
 from stageflow_assets.providers.breaker import breaker_config_from_env
 from stageflow_assets.providers.media import MediaTools
@@ -47,6 +49,7 @@ shared = dg.Definitions(
         "rules": SubtitleRules(),
         "style": SubtitleStyle(),
         **vocabulary_resources,
+        **journey_resources,  # chat (an OpenAI-compatible/Ollama LLM), comfyui, journey_settings
     },
     sensors=[
         worker_health_sensor,
@@ -60,4 +63,4 @@ shared = dg.Definitions(
     executor=dg.in_process_executor,
 )
 
-defs = dg.Definitions.merge(subtitle_defs, vocabulary_defs, shared)
+defs = dg.Definitions.merge(subtitle_defs, vocabulary_defs, journey_defs, shared)
