@@ -11,6 +11,10 @@ broker_url = scaleout.broker_url()
 result_backend = scaleout.backend_url()
 task_default_queue = scaleout.DEFAULT_QUEUE
 worker_prefetch_multiplier = 1  # one run at a time per pool process: a long video holds no others
+# With early acks a busy worker still reserves one more task, which then waits behind a long run
+# while another worker is idle; on Redis Celery can stop reserving beyond the free pool processes
+# (ignored, with a warning, on other brokers).
+worker_disable_prefetch = True
 task_acks_late = False  # dagster-celery's run task must not run twice (run retries re-execute instead)
 result_expires = 86400
 worker_hijack_root_logger = False
