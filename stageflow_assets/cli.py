@@ -200,8 +200,8 @@ def vocab(words: Path, deck: str, language: str, native: str | None, out_dir: Pa
 
 @main.command()
 @click.argument("prompt")
-@click.option("--lang", required=True, help="Language the prompt is written in (ISO 639-1, e.g. en, de).")
-@click.option("--work-lang", "work_lang", default="en", show_default=True,
+@click.option("--lang", required=True, metavar="LANG", help="Language the prompt is written in (ISO 639-1, e.g. en, de).")
+@click.option("--work-lang", "work_lang", default="en", show_default=True, metavar="LANG",
               help="Working language the prompt is translated into for stages 2-4.")
 @click.option("--interception", required=True, metavar="NAME",
               help="stille-post (successive translations), or a perspective (bauhaus, poem, ...; needs an LLM).")

@@ -8,8 +8,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
 from stageflow_assets.journey import stages
 from stageflow_assets_tests.conftest import run_cli
 from stageflow_assets_tests.fakes.comfyui_server import fake_comfyui  # noqa: F401
