@@ -159,7 +159,7 @@ def _created(runs: list[dg.RunRecord], items: list[RecordItem], options: dict[st
 
 
 def _status(runs: list[dg.RunRecord], items: list[RecordItem]) -> str:
-    if any(i.kind == "blocked" for i in items):
+    if any(i.kind in ("blocked", "output_blocked") for i in items):
         return "blocked"
     if runs:
         last = runs[-1].dagster_run.status

@@ -51,7 +51,7 @@ def _typed(value: Any) -> tuple[str, str]:
     return "json", json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _values(parent: etree._Element, tag: str, values: dict[str, Any]) -> None:
+def _values(parent: Any, tag: str, values: dict[str, Any]) -> None:
     holder = etree.SubElement(parent, _q(tag))
     for name, value in flatten(values):
         kind, text = _typed(value)
@@ -59,7 +59,7 @@ def _values(parent: etree._Element, tag: str, values: dict[str, Any]) -> None:
         element.text = _clean(text)
 
 
-def _item(parent: etree._Element, item: RecordItem) -> None:
+def _item(parent: Any, item: RecordItem) -> None:
     attrs = {"seq": str(item.seq), "time": item.time.isoformat(), "kind": item.kind, "stage": _clean(item.stage)}
     optional = {"stageIteration": item.stage_iteration, "outputIndex": item.output_index, "model": item.model,
                 "backend": item.backend, "runId": item.run_id}
@@ -81,7 +81,7 @@ def _item(parent: etree._Element, item: RecordItem) -> None:
     _values(element, "metadata", item.metadata)
 
 
-def to_xml(record: Record) -> etree._Element:
+def to_xml(record: Record) -> Any:  # an lxml element
     root = etree.Element(_q("record"), nsmap={None: NAMESPACE}, schemaVersion=str(record.schema_version),
                          key=_clean(record.key), domain=record.domain, status=record.status,
                          created=record.created.isoformat())

@@ -155,8 +155,6 @@ def test_kids_level_blocks_at_stage_3(pirate):
     assert "pipeline_complete" not in kinds(record)
 
 
-@pytest.mark.xfail(strict=True, reason="records/build.py gives the status `blocked` for a stage-1 `blocked` item "
-                                       "only, not for a stage-3 `output_blocked` one")
 def test_a_stage_3_block_is_the_record_status(pirate):
     _, result = pirate
     assert record_of(result.value("journey")[0])["status"] == "blocked"
