@@ -40,7 +40,7 @@ IMAGE_MODEL = "procedural-v1"
 MUSIC_MODEL = "score-synth-v1"
 VIDEO_MODEL = "procedural-v1-animated"
 KINDS = ("image", "music", "video")
-BACKENDS = ("offline", "comfyui")
+BACKENDS = ("offline", "comfyui", "images")  # images: the OpenAI-compatible endpoint (providers/images.py)
 FORMATS = {"image": ("png",), "music": ("wav", "mp3"), "video": ("mp4",)}
 MEDIA_TYPES = {"png": "image/png", "wav": "audio/wav", "mp3": "audio/mpeg", "mp4": "video/mp4"}
 DEFAULT_SIZE = {"image": (512, 512), "video": (320, 240)}
@@ -56,7 +56,7 @@ SAMPLE_RATE = 44100
 # in parts and joined (the disk never holds the whole raw video)
 RAW_CHUNK_BYTES = 256 * 2**20
 SYNTAX = ("KIND[:OPTION,...], KIND image|music|video, options WxH, Ns, fps=N, tempo=N, "
-          "png|wav|mp3|mp4, offline|comfyui (e.g. image:1024x768, music:20s,tempo=96,mp3, "
+          "png|wav|mp3|mp4, offline|comfyui|images (e.g. image:1024x768, music:20s,tempo=96,mp3, "
           "video:640x360,4s,fps=24)")
 
 
@@ -83,9 +83,9 @@ class OutputConfig:
         if kind not in KINDS:
             return f"unknown kind {kind!r} (image, music or video)"
         if self.backend not in BACKENDS:
-            return f"unknown backend {self.backend!r} (offline or comfyui)"
-        if self.backend == "comfyui" and kind != "image":
-            return "the comfyui backend makes images only"
+            return f"unknown backend {self.backend!r} (offline, comfyui or images)"
+        if self.backend != "offline" and kind != "image":
+            return f"the {self.backend} backend makes images only"
         if self.format and self.format not in FORMATS[kind]:
             return f"{kind} is written as {' or '.join(FORMATS[kind])}, not {self.format}"
         sized = (self.width, self.height) != (None, None)

@@ -1,13 +1,18 @@
 """Stage 4: the journey's media, one file per output configuration.
 
 Offline, every output is made procedurally from (prompt, seed): the same pair gives the same
-bytes. With `STAGEFLOW_COMFYUI_URL` set, images go to ComfyUI unless their spec says `offline`.
+bytes. With `STAGEFLOW_COMFYUI_URL` set, images go to ComfyUI unless their spec says `offline`;
+with `STAGEFLOW_IMAGES_URL` (the vocabulary domain's OpenAI-compatible images endpoint) and no
+ComfyUI, they go there. A spec may name its backend: `image:offline`, `image:comfyui`, `image:images`.
 """
 
 
 import dataclasses
+import io
 import os
 import tempfile
+import time
+from pathlib import Path
 
 import dagster as dg
 
@@ -17,7 +22,8 @@ from stageflow_assets.core.stage import StageWriter, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.journey import stages
 from stageflow_assets.journey.assets import GROUP, PROVIDER_RETRY, refuse_after_block, stage_input
-from stageflow_assets.journey.media import KINDS, OutputConfig, make_offline
+from stageflow_assets.core.errors import BadInputError
+from stageflow_assets.journey.media import KINDS, GeneratedMedia, OutputConfig, make_offline
 from stageflow_assets.journey.models import ClearanceDoc
 from stageflow_assets.journey.partitions import journey_partitions
 from stageflow_assets.journey.previews import media_preview
@@ -25,6 +31,7 @@ from stageflow_assets.journey.recording import StageRecording, next_seq_after
 from stageflow_assets.journey.registry import load_journey
 from stageflow_assets.journey.resources import JourneySettings
 from stageflow_assets.providers.comfyui import ComfyUIResource
+from stageflow_assets.providers.images import ImageGenerator
 from stageflow_assets.records.model import FileRef
 
 
@@ -32,9 +39,35 @@ def output_config(spec: str, settings: JourneySettings) -> OutputConfig:
     """The spec's configuration; an image that names no backend takes the configured default."""
     config = OutputConfig.parse(spec)
     options = spec.partition(":")[2].lower().split(",")
-    if config.kind == "image" and settings.image_backend != "offline" and "offline" not in options:
+    named = any(option in ("offline", "comfyui", "images") for option in options)
+    if config.kind == "image" and settings.image_backend != "offline" and not named:
         config = dataclasses.replace(config, backend=settings.image_backend)
     return config
+
+
+def from_image_api(images: ImageGenerator, config: OutputConfig, prompt: str, seed: int, dst_dir: str,
+                   stem: str) -> GeneratedMedia:
+    """An image from the OpenAI-compatible images endpoint, kept as PNG (a JPEG or WebP answer is
+    converted losslessly from what was received). The endpoint takes no seed: it is recorded only."""
+    from PIL import Image
+
+    if not images.enabled:
+        raise BadInputError(f"output {config.label()!r} asks for the images endpoint: set STAGEFLOW_IMAGES_URL "
+                            "(and STAGEFLOW_IMAGES_API_KEY if it needs one), or use image:offline")
+    width, height = config.size
+    started = time.perf_counter()
+    data, ext = images.generate(prompt, size=f"{width}x{height}")
+    dst = Path(dst_dir) / f"{stem}.png"
+    if ext == "png":
+        dst.write_bytes(data)
+    else:
+        Image.open(io.BytesIO(data)).save(dst, format="PNG")
+    return GeneratedMedia(
+        path=dst, media_type="image/png",
+        parameters={**images.parameters(), "prompt": prompt, "seed_recorded_only": seed,
+                    "size": f"{width}x{height}", "received_format": ext},
+        backend="openai-images", model=getattr(images, "model", None),
+        duration_s=round(time.perf_counter() - started, 4))
 
 
 def media_name(index: int, config: OutputConfig) -> str:
@@ -46,7 +79,7 @@ def media_name(index: int, config: OutputConfig) -> str:
     retry_policy=PROVIDER_RETRY, metadata=stages.MEDIA.metadata,
 )
 def journey_media(context: dg.AssetExecutionContext, storage: StageStore, comfyui: ComfyUIResource,
-                  journey_settings: JourneySettings, output_clearance: StageManifest):
+                  images: ImageGenerator, journey_settings: JourneySettings, output_clearance: StageManifest):
     """Stage 4: the journey's media, one file per output configuration (image, music, video).
 
     Named `<n>.<kind>.<format>` in the stage dir. Offline: a seeded procedural landscape (PNG),
@@ -60,6 +93,8 @@ def journey_media(context: dg.AssetExecutionContext, storage: StageStore, comfyu
     stage_config = {"seed": job.seed, "outputs": job.outputs, "image_backend": journey_settings.image_backend}
     if journey_settings.image_backend == "comfyui" or any("comfyui" in spec for spec in job.outputs):
         stage_config["comfyui"] = comfyui.parameters()
+    if journey_settings.image_backend == "images" or any("images" in spec for spec in job.outputs):
+        stage_config["images"] = images.parameters()
 
     def work(out: StageWriter) -> None:
         clearance = ClearanceDoc.model_validate_json(source.path.read_text(encoding="utf-8"))
@@ -71,9 +106,13 @@ def journey_media(context: dg.AssetExecutionContext, storage: StageStore, comfyu
                 tempfile.TemporaryDirectory(dir=out.directory, prefix=".scratch-") as scratch:
             rec.transition("3")
             for index, config in enumerate(configs, start=1):
-                generate = comfyui.generate if config.backend == "comfyui" else make_offline
                 with out.timed(f"output_{index}"):
-                    media = generate(config, clearance.text, job.seed, scratch, f"{index}")
+                    if config.backend == "comfyui":
+                        media = comfyui.generate(config, clearance.text, job.seed, scratch, f"{index}")
+                    elif config.backend == "images":
+                        media = from_image_api(images, config, clearance.text, job.seed, scratch, f"{index}")
+                    else:
+                        media = make_offline(config, clearance.text, job.seed, scratch, f"{index}")
                 name = media_name(index, config)
                 target = out.output(name, kind=config.kind, fmt=config.file_format)
                 os.replace(media.path, target)

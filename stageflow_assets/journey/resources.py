@@ -4,7 +4,8 @@ Offline (nothing set): Apertium translates and plays Stille Post, images, music 
 procedural. `ANTHROPIC_API_KEY` (Claude) or `STAGEFLOW_LLM_URL` + `STAGEFLOW_LLM_MODEL` (any
 OpenAI-compatible or Ollama chat endpoint) add an LLM: it serves the pairs Apertium lacks
 (German–English), the perspectives, and confirms §86a matches. `STAGEFLOW_COMFYUI_URL` makes
-ComfyUI the default image backend (`--output image:offline` still asks for the procedural one).
+ComfyUI the default image backend (`--output image:offline` still asks for the procedural one);
+without it, `STAGEFLOW_IMAGES_URL` makes the OpenAI-compatible images endpoint the default.
 `STAGEFLOW_JOURNEY_PREFER=llm` sends every translation to the LLM even where Apertium has the pair.
 """
 
@@ -28,14 +29,21 @@ class JourneySettings(dg.ConfigurableResource):
     """Which backend a journey uses when several could."""
 
     prefer: Literal["apertium", "llm"] = "apertium"
-    image_backend: Literal["offline", "comfyui"] = "offline"
+    image_backend: Literal["offline", "comfyui", "images"] = "offline"
 
 
 def journey_settings_from_env() -> JourneySettings:
     prefer = (os.environ.get(PREFER_ENV) or "apertium").strip().lower()
     if prefer not in ("apertium", "llm"):
         raise BadInputError(f"{PREFER_ENV}={prefer!r}: use apertium (default) or llm")
-    images = "comfyui" if (os.environ.get(COMFYUI_URL_ENV) or "").strip() else "offline"
+    from stageflow_assets.vocabulary.resources import IMAGES_URL_ENV
+
+    if (os.environ.get(COMFYUI_URL_ENV) or "").strip():
+        images = "comfyui"
+    elif (os.environ.get(IMAGES_URL_ENV) or "").strip():
+        images = "images"  # the vocabulary domain's OpenAI-compatible images endpoint
+    else:
+        images = "offline"
     return JourneySettings(prefer=prefer, image_backend=images)
 
 

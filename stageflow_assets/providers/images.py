@@ -40,7 +40,7 @@ class ImageGenerator(dg.ConfigurableResource):
     def prompt_for(self, headword: str, meaning: str) -> str:
         return f"A simple, clear illustration of the word '{headword}'" + (f" ({meaning})" if meaning else "") + ". No text."
 
-    def generate(self, prompt: str) -> tuple[bytes, str]:
+    def generate(self, prompt: str, size: str | None = None) -> tuple[bytes, str]:
         raise ProviderError("no image backend is configured")
 
 
@@ -76,9 +76,10 @@ class OpenAIImages(ImageGenerator):
         """The image API's circuit state, for step metadata."""
         return circuit("images", self.base_url, self.breaker).state()
 
-    def generate(self, prompt: str) -> tuple[bytes, str]:
-        """(image bytes, file extension) for `prompt`."""
-        body = {"model": self.model, "prompt": prompt, "n": 1, "size": self.size, "response_format": "b64_json"}
+    def generate(self, prompt: str, size: str | None = None) -> tuple[bytes, str]:
+        """(image bytes, file extension) for `prompt`, at `size` (`WxH`) or the configured one."""
+        body = {"model": self.model, "prompt": prompt, "n": 1, "size": size or self.size,
+                "response_format": "b64_json"}
         with guarded("images", self.base_url, self.breaker):
             response = self._post(body)
         if response.status_code != 200:

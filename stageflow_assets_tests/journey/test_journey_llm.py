@@ -4,6 +4,7 @@ keyword matches; a ComfyUI server (loopback fake of its HTTP API) makes the imag
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -85,3 +86,38 @@ def test_a_perspective_without_an_llm_says_what_to_set(tmp_path):
     assert result.returncode == 2, result.stderr
     (line,) = result.error_lines
     assert "stage 2:" in line and "bauhaus" in line and "STAGEFLOW_LLM_URL" in line
+
+
+def test_the_images_endpoint_makes_the_image_when_it_is_configured(tmp_path):
+    """The vocabulary domain's OpenAI-compatible images endpoint serves stage 4 when it is the
+    configured image backend: the size asked for goes in the request, the key only in its header."""
+    from PIL import Image
+
+    from stageflow_assets_tests.vocabulary.fakes import FakeServer, openai_images
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(buffer, format="JPEG")
+    requests_seen = []
+    answer = openai_images(buffer.getvalue())
+
+    def handle(path, body, headers):
+        requests_seen.append((path, body, headers.get("Authorization")))
+        return answer(path, body, headers)
+
+    with FakeServer(handle) as server:
+        result = run_cli("journey", "A lighthouse in the storm", "--lang", "en", "--interception", "stille-post",
+                         "--iterations", "2", "--output", "image:512x256", "--output", "image:64x64,offline",
+                         "--seed", "3", "--out", str(tmp_path),
+                         env={"ANTHROPIC_API_KEY": "", "STAGEFLOW_COMFYUI_URL": "",
+                              "STAGEFLOW_IMAGES_URL": f"{server.url}/v1", "STAGEFLOW_IMAGES_API_KEY": "sk-test-images"})
+    assert result.returncode == 0, result.stderr
+    (path, body, auth) = requests_seen[0]
+    assert len(requests_seen) == 1 and body["size"] == "512x256" and auth == "Bearer sk-test-images"
+    api_image, offline_image = [Path(p) for p in result.value("wrote")]
+    assert Image.open(api_image).format == "PNG" and Image.open(api_image).size == (64, 48)  # what was received
+    assert Image.open(offline_image).size == (64, 64)
+    (key,) = result.value("journey")
+    made = [i for i in record_of(key)["items"] if i["kind"] == "output_image"]
+    assert [m["backend"] for m in made] == ["openai-images", "offline"]
+    assert made[0]["parameters"]["received_format"] == "jpg" and made[0]["parameters"]["size"] == "512x256"
+    assert "sk-test-images" not in json.dumps(record_of(key))
