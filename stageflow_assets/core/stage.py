@@ -8,6 +8,8 @@ and `manifest.json` stay untouched.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import resource
 import time
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NoReturn
 
 import dagster as dg
 
@@ -255,18 +257,52 @@ def run_stage(
             raise dg.Failure(description=f"{stage} [{base['partition']}] interrupted: the run was canceled",
                              allow_retries=False) from exc
         if isinstance(exc, StageError):
-            metadata = {
-                "input": dg.MetadataValue.json(exc.details) if exc.details else "",
-                "failed_manifest": dg.MetadataValue.path(str(directory / FAILED_MANIFEST_NAME)),
-            }
-            if isinstance(exc.details.get("breaker"), dict):
-                metadata["breaker"] = dg.MetadataValue.json(exc.details["breaker"])
-            failure = dg.Failure(description=exc.message, metadata=metadata, allow_retries=exc.retryable)
-            if isinstance(exc, CircuitOpenError) and exc.wait_retries > 0:
-                # the provider's circuit is open: try again once its cool-down is over
-                raise dg.RetryRequested(max_retries=exc.wait_retries, seconds_to_wait=exc.seconds_left()) from failure
-            raise failure from exc
+            raise_as_failure(exc, failed_manifest=dg.MetadataValue.path(str(directory / FAILED_MANIFEST_NAME)))
         raise
+
+
+def raise_as_failure(exc: StageError, **metadata: Any) -> NoReturn:
+    """`exc` as Dagster's `Failure`: its one line as the description, its details as metadata
+    (a tool's stderr on its own), retried only where a retry can help (never bad input)."""
+    metadata = {"input": dg.MetadataValue.json(exc.details) if exc.details else "", **metadata}
+    if isinstance(exc.details.get("stderr"), str):
+        metadata["stderr"] = dg.MetadataValue.md(f"```\n{exc.details['stderr']}\n```")
+    if isinstance(exc.details.get("breaker"), dict):
+        metadata["breaker"] = dg.MetadataValue.json(exc.details["breaker"])
+    failure = dg.Failure(description=exc.message, metadata=metadata, allow_retries=exc.retryable)
+    if isinstance(exc, CircuitOpenError) and exc.wait_retries > 0:
+        # the provider's circuit is open: try again once its cool-down is over
+        raise dg.RetryRequested(max_retries=exc.wait_retries, seconds_to_wait=exc.seconds_left()) from failure
+    raise failure from exc
+
+
+def one_line_failures(body: Callable[..., Any]) -> Callable[..., Any]:
+    """Put under `@dg.asset` on every stage asset: a `StageError` raised anywhere in the body
+    (loading an upstream manifest, reading a job's glossary or registry record, as much as
+    inside `run_stage`'s work) fails the step with its one line, and bad input only once.
+
+    Without it such an error reaches Dagster as a plain exception: the step's retry policy
+    runs the body again and the run ends in "Exceeded max_retries", naming no input.
+    """
+    if inspect.isgeneratorfunction(body):  # assets that also yield check results
+
+        @functools.wraps(body)
+        def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from body(*args, **kwargs)
+            except StageError as exc:
+                raise_as_failure(exc)
+
+        return generator
+
+    @functools.wraps(body)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return body(*args, **kwargs)
+        except StageError as exc:
+            raise_as_failure(exc)
+
+    return wrapper
 
 
 def _note_interrupt(context: dg.AssetExecutionContext, run_id: str) -> None:

@@ -15,7 +15,7 @@ from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.manifest import StageManifest
 from stageflow_assets.core.paths import StagePaths
 from stageflow_assets.core.registry import JOB_FILE
-from stageflow_assets.core.stage import StageInput, StageWriter, run_stage
+from stageflow_assets.core.stage import StageInput, StageWriter, one_line_failures, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.journey import stages
 from stageflow_assets.journey.checks import (
@@ -68,6 +68,7 @@ def refuse_after_block(job: str, stage: int, summary: str) -> BadInputError:
     retry_policy=PROVIDER_RETRY, metadata=stages.PROMPT.metadata,
     check_specs=[section_86a_spec("journey_prompt")],
 )
+@one_line_failures
 def journey_prompt(context: dg.AssetExecutionContext, storage: StageStore, translator: ApertiumTranslator,
                    claude: ClaudeResource, chat: ChatEndpoint, journey_settings: JourneySettings):
     """Stage 1: the journey's prompt in its working language, checked for §86a StGB content.
@@ -102,6 +103,7 @@ def journey_prompt(context: dg.AssetExecutionContext, storage: StageStore, trans
     partitions_def=journey_partitions, group_name=GROUP, code_version="1", kinds={"python", "apertium"},
     retry_policy=PROVIDER_RETRY, metadata=stages.INTERCEPTION.metadata,
 )
+@one_line_failures
 def intercepted_prompt(context: dg.AssetExecutionContext, storage: StageStore, translator: ApertiumTranslator,
                        claude: ClaudeResource, chat: ChatEndpoint, journey_settings: JourneySettings,
                        journey_prompt: StageManifest):
@@ -149,6 +151,7 @@ def intercepted_prompt(context: dg.AssetExecutionContext, storage: StageStore, t
     retry_policy=PROVIDER_RETRY, metadata=stages.OUTPUT_CLEARANCE.metadata,
     check_specs=[outputs_cleared_spec("output_clearance")],
 )
+@one_line_failures
 def output_clearance(context: dg.AssetExecutionContext, storage: StageStore, translator: ApertiumTranslator,
                      claude: ClaudeResource, chat: ChatEndpoint, journey_settings: JourneySettings,
                      intercepted_prompt: StageManifest):

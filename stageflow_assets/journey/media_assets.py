@@ -18,7 +18,7 @@ import dagster as dg
 
 from stageflow_assets.core.hashing import sha256_file
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageWriter, run_stage
+from stageflow_assets.core.stage import StageWriter, one_line_failures, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.journey import stages
 from stageflow_assets.journey.assets import GROUP, PROVIDER_RETRY, refuse_after_block, stage_input
@@ -78,6 +78,7 @@ def media_name(index: int, config: OutputConfig) -> str:
     partitions_def=journey_partitions, group_name=GROUP, code_version="1", kinds={"python", "ffmpeg"},
     retry_policy=PROVIDER_RETRY, metadata=stages.MEDIA.metadata,
 )
+@one_line_failures
 def journey_media(context: dg.AssetExecutionContext, storage: StageStore, comfyui: ComfyUIResource,
                   images: ImageGenerator, journey_settings: JourneySettings, output_clearance: StageManifest):
     """Stage 4: the journey's media, one file per output configuration (image, music, video).

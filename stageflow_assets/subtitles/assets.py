@@ -14,7 +14,7 @@ import dagster as dg
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.keys import slug
 from stageflow_assets.core.manifest import StageManifest, stage_manifest
-from stageflow_assets.core.stage import FORCE_TAG, StageInput, StageWriter, run_stage
+from stageflow_assets.core.stage import FORCE_TAG, StageInput, StageWriter, one_line_failures, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.asr import Transcript, WhisperASR
 from stageflow_assets.providers.asr_whisperx import transcript_pool
@@ -45,6 +45,7 @@ def stage_input(paths, manifest: StageManifest, kind: str) -> StageInput:
     kinds={"ffmpeg"},
     metadata=stages.SOURCE_VIDEO.metadata,
 )
+@one_line_failures
 def source_video(context: dg.AssetExecutionContext, storage: StageStore, media: MediaTools, asr: WhisperASR):
     """The registered video of one job, probed (duration, streams) and kept in its stage dir.
 
@@ -119,6 +120,7 @@ def warm_whisper(context: dg.AssetExecutionContext, paths, job: str, asr: Whispe
     partitions_def=subtitle_job_partitions, group_name=GROUP, code_version="1",
     kinds={"ffmpeg"}, retry_policy=PROVIDER_RETRY, metadata=stages.AUDIO.metadata,
 )
+@one_line_failures
 def audio(
     context: dg.AssetExecutionContext, storage: StageStore, media: MediaTools,
     source_video: StageManifest,
@@ -154,6 +156,7 @@ def audio(
     kinds={"whisper"}, retry_policy=PROVIDER_RETRY, metadata=stages.TRANSCRIPT.metadata,
     pool=transcript_pool(),  # "gpu" when STAGEFLOW_ASR_DEVICE is not cpu, else None
 )
+@one_line_failures
 def transcript(
     context: dg.AssetExecutionContext, storage: StageStore, asr: WhisperASR, audio: StageManifest
 ):
@@ -190,6 +193,7 @@ def transcript(
     partitions_def=subtitle_job_partitions, group_name=GROUP,
     code_version=f"1.{segmenter.RULES_VERSION}", kinds={"python"}, metadata=stages.CUES.metadata,
 )
+@one_line_failures
 def cues(
     context: dg.AssetExecutionContext, storage: StageStore, rules: SubtitleRules,
     source_video: StageManifest, transcript: StageManifest,

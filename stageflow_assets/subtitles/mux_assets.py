@@ -9,7 +9,7 @@ from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.io_manager import FAN_IN
 from stageflow_assets.core.languages import iso639_2, language_name
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageWriter, partition_parts, run_stage
+from stageflow_assets.core.stage import StageWriter, partition_parts, one_line_failures, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.media import MediaTools, SubtitleTrack
 from stageflow_assets.subtitles import stages
@@ -32,6 +32,7 @@ class MuxConfig(dg.Config):
     metadata=stages.SUBTITLED_VIDEO.metadata,
     ins={"subtitles": dg.AssetIn(metadata={FAN_IN: True})},
 )
+@one_line_failures
 def subtitled_video(
     context: dg.AssetExecutionContext, config: MuxConfig, storage: StageStore, media: MediaTools,
     source_video: StageManifest, subtitles: dict[str, StageManifest],

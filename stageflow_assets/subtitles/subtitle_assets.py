@@ -6,7 +6,7 @@ import dagster as dg
 import pysubs2
 
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageInput, StageWriter, partition_parts, run_stage
+from stageflow_assets.core.stage import StageInput, StageWriter, partition_parts, one_line_failures, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.subtitles import qc, stages
 from stageflow_assets.subtitles.assets import GROUP, stage_input
@@ -34,6 +34,7 @@ FORMATS = (("srt", "srt"), ("vtt", "vtt"), ("ass", "ass"))
     kinds={"pysubs2"}, automation_condition=INBOX_EAGER, metadata=stages.SUBTITLES.metadata,
     check_specs=QC_CHECKS,
 )
+@one_line_failures
 def subtitles(
     context: dg.AssetExecutionContext, storage: StageStore, rules: SubtitleRules,
     style: SubtitleStyle, translation: StageManifest,

@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageInput, StageWriter, partition_parts, run_stage
+from stageflow_assets.core.stage import StageInput, StageWriter, partition_parts, one_line_failures, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.asr import WhisperASR
 from stageflow_assets.providers.llm import ClaudeResource
@@ -40,6 +40,7 @@ def _glossary_inputs(paths, job: str) -> list[StageInput]:
                                    partitions_def=job_language_partitions,
                                    description="One translated cue per source cue (ERROR).")],
 )
+@one_line_failures
 def translation(
     context: dg.AssetExecutionContext, storage: StageStore, translation_settings: translators.TranslationSettings,
     translator: ApertiumTranslator, claude: ClaudeResource, asr: WhisperASR, rules: SubtitleRules,

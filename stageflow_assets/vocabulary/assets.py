@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageInput, StageWriter, run_stage
+from stageflow_assets.core.stage import StageInput, StageWriter, one_line_failures, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.lexicon import Lexicon
 from stageflow_assets.providers.translate import ApertiumTranslator
@@ -44,6 +44,7 @@ def cell(text: str, width: int = 60) -> str:
     partitions_def=word_list_partitions, group_name=GROUP, code_version=PARSE_RULES_VERSION,
     kinds={"python"}, metadata=stages.WORD_LIST.metadata,
 )
+@one_line_failures
 def word_list(context: dg.AssetExecutionContext, storage: StageStore):
     """The deck's word list, normalised: one row per distinct headword (case-insensitive, first
     spelling kept), with optional part-of-speech hint, tags and note.
@@ -83,6 +84,7 @@ def word_list(context: dg.AssetExecutionContext, storage: StageStore):
     # read from disk only when the Claude batch path ran (vocabulary_deck_job never builds it)
     deps=[dg.AssetKey("claude_batch_results")],
 )
+@one_line_failures
 def word_analysis(
     context: dg.AssetExecutionContext, storage: StageStore, lexicon: Lexicon, tts: EspeakTTS,
     translator: ApertiumTranslator, word_list: StageManifest,

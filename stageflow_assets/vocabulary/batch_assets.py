@@ -24,7 +24,7 @@ import dagster as dg
 from stageflow_assets.core.errors import ProviderError, StageError
 from stageflow_assets.core.manifest import MANIFEST_NAME, StageManifest
 from stageflow_assets.core.paths import write_text_atomic
-from stageflow_assets.core.stage import StageWriter, run_stage
+from stageflow_assets.core.stage import StageWriter, one_line_failures, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.lexicon import Lexicon
 from stageflow_assets.providers.llm import Usage, ids_to_rebatch
@@ -64,6 +64,7 @@ def _skip_unless_claude(lexicon: Lexicon, out: StageWriter) -> bool:
     partitions_def=word_list_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"claude"},
     metadata=stages.CLAUDE_BATCH_REQUESTS.metadata,
 )
+@one_line_failures
 def claude_batch_requests(
     context: dg.AssetExecutionContext, storage: StageStore, lexicon: Lexicon, tts: EspeakTTS,
     translator: ApertiumTranslator, word_list: StageManifest,
@@ -118,6 +119,7 @@ def claude_batch_requests(
     partitions_def=word_list_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"claude"},
     metadata=stages.CLAUDE_BATCH.metadata,
 )
+@one_line_failures
 def claude_batch(
     context: dg.AssetExecutionContext, storage: StageStore, lexicon: Lexicon,
     claude_batch_requests: StageManifest,
@@ -165,6 +167,7 @@ def claude_batch(
     # no output while a follow-up batch is in flight: the rest of the ingestion run is skipped
     output_required=False,
 )
+@one_line_failures
 def claude_batch_results(
     context: dg.AssetExecutionContext, storage: StageStore, lexicon: Lexicon, claude_batch: StageManifest,
 ):

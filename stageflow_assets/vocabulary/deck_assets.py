@@ -11,7 +11,7 @@ import dagster as dg
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.keys import slug
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageInput, StageWriter, run_stage
+from stageflow_assets.core.stage import StageInput, StageWriter, one_line_failures, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.anki import AnkiCollection, NoteSpec, genanki_version, write_apkg
 from stageflow_assets.providers.ankiconnect import AnkiConnect
@@ -38,6 +38,7 @@ def _previous_mods(directory: Path) -> dict[str, NoteRow]:
     partitions_def=word_list_partitions, group_name=GROUP, code_version="1",
     kinds={"genanki", "anki"}, metadata=stages.ANKI_DECK.metadata,
 )
+@one_line_failures
 def anki_deck(
     context: dg.AssetExecutionContext, storage: StageStore, word_analysis: StageManifest,
     pronunciation_audio: StageManifest, card_images: StageManifest,
@@ -127,6 +128,7 @@ class SyncConfig(dg.Config):
     # no op-level retry: the AnkiConnect client already retries transport failures with backoff
     kinds={"anki"}, metadata=stages.ANKI_SYNC.metadata,
 )
+@one_line_failures
 def anki_sync(
     context: dg.AssetExecutionContext, config: SyncConfig, storage: StageStore, ankiconnect: AnkiConnect,
     anki_collection: AnkiCollection, anki_deck: StageManifest,

@@ -15,7 +15,7 @@ from stageflow_assets.core.errors import ProviderError
 from stageflow_assets.core.hashing import sha256_json
 from stageflow_assets.core.manifest import StageManifest
 from stageflow_assets.core.paths import write_text_atomic
-from stageflow_assets.core.stage import StageWriter, run_stage
+from stageflow_assets.core.stage import StageWriter, one_line_failures, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.providers.breaker import CircuitOpenError
 from stageflow_assets.providers.images import ImageGenerator
@@ -44,6 +44,7 @@ def _kind(name: str) -> str:
     partitions_def=word_list_partitions, group_name=GROUP, code_version="1",
     kinds={"espeakng", "ffmpeg"}, retry_policy=PROVIDER_RETRY, metadata=stages.PRONUNCIATION_AUDIO.metadata,
 )
+@one_line_failures
 def pronunciation_audio(
     context: dg.AssetExecutionContext, storage: StageStore, tts: EspeakTTS, word_analysis: StageManifest,
 ):
@@ -97,6 +98,7 @@ def pronunciation_audio(
     partitions_def=word_list_partitions, group_name=GROUP, code_version="1",
     kinds={"http"}, retry_policy=PROVIDER_RETRY, metadata=stages.CARD_IMAGES.metadata,
 )
+@one_line_failures
 def card_images(
     context: dg.AssetExecutionContext, storage: StageStore, images: ImageGenerator, word_analysis: StageManifest,
 ):
