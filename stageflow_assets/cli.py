@@ -153,22 +153,28 @@ def _instance():
 @click.option("--collection", type=click.Path(path_type=Path, dir_okay=False),
               help="Import into this .anki2 collection file instead (implies --sync).")
 @click.option("--ankiconnect-url", default="", help="AnkiConnect URL (default http://127.0.0.1:8765).")
+@click.option("--prune", is_flag=True, help="With --sync/--collection: delete the deck's notes whose word left "
+              "the list (default: tag them stageflow::removed and keep them with their reviews).")
 @click.option("--force", is_flag=True, help="Recompute every stage instead of reusing unchanged work.")
 @max_runtime_option
 def vocab(words: Path, deck: str, language: str, native: str | None, out_dir: Path | None, reverse: bool,
-          sync: bool, collection: Path | None, ankiconnect_url: str, force: bool, max_runtime: float | None) -> None:
+          sync: bool, collection: Path | None, ankiconnect_url: str, prune: bool, force: bool,
+          max_runtime: float | None) -> None:
     """Build an Anki deck from the word list WORDS (text, CSV or JSON), as Dagster runs."""
     if not words.is_file():
         _fail(f"{words}: no such file", code=2)
     if collection is not None and collection.suffix != ".anki2":
         _fail(f"{collection}: an Anki collection file ends in .anki2", code=2)
+    if prune and not (sync or collection):
+        _fail("--prune deletes notes from Anki: use it with --sync or --collection", code=2)
 
     from stageflow_assets.core.errors import StageError
     from stageflow_assets.core.pipeline import Interrupted
     from stageflow_assets.core.storage import StageStore
     from stageflow_assets.vocabulary.pipeline import PipelineError, SyncRequest, run_vocab
 
-    request = SyncRequest(collection=collection, ankiconnect_url=ankiconnect_url) if (sync or collection) else None
+    request = SyncRequest(collection=collection, ankiconnect_url=ankiconnect_url, prune=prune) if (
+        sync or collection) else None
     try:
         result = run_vocab(
             _instance(), StageStore().paths, words, deck, language.lower(), native, reverse, out_dir,
@@ -194,8 +200,30 @@ def vocab(words: Path, deck: str, language: str, native: str | None, out_dir: Pa
         click.echo(f"unknown: {', '.join(unknown[:20])}")
     if result.sync:
         click.echo(f"synced: {', '.join(f'{k}={v}' for k, v in result.sync.items() if isinstance(v, int))}")
+        _sync_lines(result.sync)
+    elif result.deck.get("removed_words"):
+        gone = result.deck["removed_words"]
+        click.echo(f"removed: {len(gone)} words left the list since the last build "
+                   f"(sync to tag their notes stageflow::removed): {', '.join(gone[:20])}")
     if result.deck_path:
         click.echo(f"wrote: {result.deck_path}")
+
+
+def _sync_lines(report: dict) -> None:
+    """What the sync did to notes the user may have touched: one line per kind."""
+    for c in report.get("conflict_details", []):
+        click.echo(f"conflict: {c['headword']}: {c['field']} changed in Anki and in the list; kept yours "
+                   "(both values in the sync's conflict_details)")
+    if report.get("kept_user_edits"):
+        click.echo(f"kept: {report['kept_user_edits']} field(s) you edited in Anki")
+    if report.get("restored_words"):
+        click.echo(f"restored: {len(report['restored_words'])} words back on the list "
+                   f"(stageflow::removed taken off): {', '.join(report['restored_words'][:20])}")
+    if report.get("removed_words"):
+        click.echo(f"removed: {len(report['removed_words'])} words left the list; their notes are tagged "
+                   f"stageflow::removed and kept (--prune deletes them): {', '.join(report['removed_words'][:20])}")
+    if report.get("pruned_words"):
+        click.echo(f"pruned: {len(report['pruned_words'])} notes deleted: {', '.join(report['pruned_words'][:20])}")
 
 
 @main.command()

@@ -11,13 +11,16 @@ import time
 import warnings
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import genanki
 from pydantic import BaseModel, Field
 
 from stageflow_assets.core.errors import ProviderError
+
+if TYPE_CHECKING:  # anki_merge builds on NoteSpec below
+    from stageflow_assets.providers.anki_merge import SyncReport
 
 
 class CardTemplate(BaseModel):
@@ -43,15 +46,6 @@ class NoteSpec(BaseModel):
     fields: list[str]
     tags: list[str] = Field(default_factory=list)
     mod: int
-
-
-class ImportCounts(BaseModel):
-    new: int
-    updated: int
-    duplicate: int
-    conflicting: int
-    notes_in_collection: int
-    collection: str
 
 
 class _Model(genanki.Model):
@@ -101,37 +95,106 @@ def write_apkg(target: Path, deck_id: int, deck_name: str, note_type: NoteType,
 
 
 class AnkiCollection(dg.ConfigurableResource):
-    """Imports a deck into a collection file (`.anki2`) with Anki's own Rust-backed library."""
+    """Syncs a deck into a collection file (`.anki2`) with Anki's own Rust-backed library.
 
-    update_notes: Literal["if_newer", "always", "never"] = "if_newer"
+    The `.apkg` import adds the new notes (by GUID), the note type and their media; it leaves the
+    notes already there alone, and the merge of providers/anki_merge.py updates, tags or deletes
+    those, as the AnkiConnect sync does.
+    """
+
     merge_notetypes: bool = True
 
     def versions(self) -> dict[str, str]:
         return {"anki": anki_version()}
 
-    def import_package(self, collection: Path, apkg: Path) -> ImportCounts:
-        from anki.collection import Collection, ImportAnkiPackageOptions, ImportAnkiPackageRequest
-        from anki.import_export_pb2 import ImportAnkiPackageUpdateCondition as Condition
+    def sync(self, collection: Path, apkg: Path, deck: str, note_type: NoteType, notes: list[NoteSpec],
+             media: list[Path], base: dict | None = None, prune: bool = False,
+             key_field: str = "Key") -> tuple["SyncReport", dict]:
+        """Returns the report and the base for the next sync (by key, what was written)."""
+        from stageflow_assets.providers.anki_merge import deck_query, plan_sync
 
-        condition = getattr(Condition, f"IMPORT_ANKI_PACKAGE_UPDATE_CONDITION_{self.update_notes.upper()}")
         collection = collection.expanduser().resolve()
         if collection.suffix != ".anki2":
             raise ProviderError(f"{collection}: an Anki collection file ends in .anki2", path=str(collection))
         collection.parent.mkdir(parents=True, exist_ok=True)
+        col = _open(collection)
         try:
-            col = Collection(str(collection))
-        except Exception as exc:  # the backend raises its own DBError types
-            raise ProviderError(f"{collection}: cannot open the collection ({exc}); close Anki "
-                                "or sync through AnkiConnect instead", path=str(collection)) from exc
-        try:
-            options = ImportAnkiPackageOptions(
-                merge_notetypes=self.merge_notetypes, update_notes=condition,
-                update_notetypes=condition, with_scheduling=False, with_deck_configs=False,
-            )
-            response = col.import_anki_package(ImportAnkiPackageRequest(package_path=str(apkg), options=options))
-            log = response.log
-            return ImportCounts(new=len(log.new), updated=len(log.updated), duplicate=len(log.duplicate),
-                                conflicting=len(log.conflicting), notes_in_collection=col.note_count(),
-                                collection=str(collection))
+            existing = _notes_by_key(col, note_type.name, key_field)
+            in_deck = set(col.find_notes(deck_query(note_type.name, deck)))
+            plan = plan_sync(notes, note_type.fields, existing,
+                             {key for key, note in existing.items() if note.note_id in in_deck}, base or {},
+                             key_field=key_field, label_field=note_type.fields[note_type.sort_field_index],
+                             prune=prune, target=str(collection))
+            report = plan.report
+            report.note_type_created = col.models.get(note_type.model_id) is None
+            present = {p.name for p in media if col.media.have(p.name)}
+            self._import(col, apkg)
+            # the import copies the media of the notes it adds; merged notes may need others
+            for path in media:
+                if not col.media.have(path.name):
+                    col.media.add_file(str(path))
+            report.media_stored, report.media_already_there = len(media) - len(present), len(present)
+            _apply(col, plan)
+            arrived = _notes_by_key(col, note_type.name, key_field)
+            for spec in plan.add:
+                fields = dict(zip(note_type.fields, spec.fields))
+                if fields[key_field] in arrived:
+                    report.added += 1
+                else:
+                    plan.state.pop(fields[key_field], None)
+                    report.failed.append({"key": fields[key_field], "headword": fields.get("Headword", ""),
+                                          "error": "the .apkg import did not add it"})
+            report.notes_in_collection = col.note_count()
+            return report, plan.state
         finally:
             col.close()
+
+    def _import(self, col, apkg: Path) -> None:
+        from anki.collection import ImportAnkiPackageOptions, ImportAnkiPackageRequest
+        from anki.import_export_pb2 import ImportAnkiPackageUpdateCondition as Condition
+
+        options = ImportAnkiPackageOptions(
+            merge_notetypes=self.merge_notetypes,
+            update_notes=Condition.IMPORT_ANKI_PACKAGE_UPDATE_CONDITION_NEVER,  # the merge's job
+            update_notetypes=Condition.IMPORT_ANKI_PACKAGE_UPDATE_CONDITION_IF_NEWER,
+            with_scheduling=False, with_deck_configs=False,
+        )
+        col.import_anki_package(ImportAnkiPackageRequest(package_path=str(apkg), options=options))
+
+
+def _open(collection: Path):
+    from anki.collection import Collection
+
+    try:
+        return Collection(str(collection))
+    except Exception as exc:  # the backend raises its own DBError types
+        raise ProviderError(f"{collection}: cannot open the collection ({exc}); close Anki "
+                            "or sync through AnkiConnect instead", path=str(collection)) from exc
+
+
+def _notes_by_key(col, model: str, key_field: str) -> dict:
+    from stageflow_assets.providers.anki_merge import AnkiNote, search_term
+
+    found = {}
+    for note_id in col.find_notes(search_term("note", model)):
+        note = col.get_note(note_id)
+        fields = dict(note.items())
+        found[fields.get(key_field, "")] = AnkiNote(note_id=note_id, fields=fields, tags=list(note.tags))
+    return found
+
+
+def _apply(col, plan) -> None:
+    changed = []
+    for change in plan.changes:
+        note = col.get_note(change.note_id)
+        for name, value in change.fields.items():
+            note[name] = value
+        for tag in change.add_tags:
+            note.add_tag(tag)
+        for tag in change.remove_tags:
+            note.remove_tag(tag)
+        changed.append(note)
+    if changed:
+        col.update_notes(changed)
+    if plan.delete:
+        col.remove_notes(plan.delete)

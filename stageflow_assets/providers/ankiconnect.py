@@ -16,10 +16,13 @@ import time
 from pathlib import Path
 
 import dagster as dg
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from stageflow_assets.core.errors import ProviderError
 from stageflow_assets.providers.anki import NoteSpec, NoteType
+from stageflow_assets.providers.anki_merge import (
+    AnkiNote, BaseNote, SyncPlan, SyncReport, deck_query, plan_sync, search_term,
+)
 from stageflow_assets.providers.breaker import BreakerConfig, circuit, guarded
 
 if TYPE_CHECKING:
@@ -32,17 +35,6 @@ class AnkiConnectError(ProviderError):
     """Anki answered and refused: retrying the same request cannot help."""
 
     retryable = False
-
-
-class SyncReport(BaseModel):
-    target: str
-    note_type_created: bool
-    media_stored: int
-    media_already_there: int
-    added: int
-    updated: int
-    unchanged: int
-    failed: list[dict[str, str]] = Field(default_factory=list)
 
 
 class AnkiConnect(dg.ConfigurableResource):
@@ -109,34 +101,50 @@ class AnkiConnect(dg.ConfigurableResource):
         return data["result"]
 
     def sync(self, deck: str, note_type: NoteType, notes: list[NoteSpec], media: list[Path],
-             key_field: str = "Key") -> SyncReport:
-        """Deck, note type (created or its templates/CSS updated), media, then notes by `key_field`."""
+             base: dict[str, BaseNote] | None = None, prune: bool = False,
+             key_field: str = "Key") -> tuple[SyncReport, dict[str, BaseNote]]:
+        """Deck, note type (created or its templates/CSS updated), media, then notes by `key_field`,
+        merged with what Anki holds (providers/anki_merge.py; `base`: what the last sync wrote).
+
+        Returns the report and the base for the next sync.
+        """
         if int(self.invoke("version")) < API_VERSION:
             raise AnkiConnectError("AnkiConnect is too old: update the add-on (API version 6 needed)")
         self.invoke("createDeck", deck=deck)
         created = self._ensure_note_type(note_type)
         stored, present = self._store_media(media)
-        index = note_type.fields.index(key_field)
         existing = self._notes_by_key(note_type.name, key_field)
-        report = SyncReport(target=self.url, note_type_created=created, media_stored=stored,
-                            media_already_there=present, added=0, updated=0, unchanged=0)
-        new = []
-        for spec in notes:
-            fields = dict(zip(note_type.fields, spec.fields))
-            found = existing.get(spec.fields[index])
-            if found is None:
-                new.append((spec, fields))
-                continue
-            note_id, old_fields, old_tags = found
-            if old_fields == fields and sorted(old_tags) == sorted(spec.tags):
-                report.unchanged += 1
-                continue
-            self.invoke("updateNoteFields", note={"id": note_id, "fields": fields})
-            if sorted(old_tags) != sorted(spec.tags):
-                self.invoke("updateNoteTags", note=note_id, tags=spec.tags)
-            report.updated += 1
-        self._add(deck, note_type.name, key_field, new, report)
-        return report
+        in_deck = set(self.invoke("findNotes", query=deck_query(note_type.name, deck)))
+        plan = plan_sync(notes, note_type.fields, existing,
+                         {key for key, note in existing.items() if note.note_id in in_deck}, base or {},
+                         key_field=key_field, label_field=note_type.fields[note_type.sort_field_index],
+                         prune=prune, target=self.url)
+        report = plan.report
+        report.note_type_created, report.media_stored, report.media_already_there = created, stored, present
+        self._apply(plan)
+        self._add(deck, note_type.name, key_field, [(s, dict(zip(note_type.fields, s.fields))) for s in plan.add],
+                  report)
+        for failed in report.failed:
+            plan.state.pop(failed["key"], None)
+        return report, plan.state
+
+    def _apply(self, plan: SyncPlan) -> None:
+        adds: dict[str, list[int]] = {}
+        removes: dict[str, list[int]] = {}
+        for change in plan.changes:
+            # only the fields that move: Anki keeps the others, the user's edits among them
+            if change.fields:
+                self.invoke("updateNoteFields", note={"id": change.note_id, "fields": change.fields})
+            if change.add_tags:
+                adds.setdefault(" ".join(change.add_tags), []).append(change.note_id)
+            if change.remove_tags:
+                removes.setdefault(" ".join(change.remove_tags), []).append(change.note_id)
+        for tags, ids in adds.items():
+            self.invoke("addTags", notes=ids, tags=tags)
+        for tags, ids in removes.items():
+            self.invoke("removeTags", notes=ids, tags=tags)
+        if plan.delete:
+            self.invoke("deleteNotes", notes=plan.delete)
 
     def _ensure_note_type(self, note_type: NoteType) -> bool:
         templates = [{"Name": t.name, "Front": t.front, "Back": t.back} for t in note_type.templates]
@@ -167,12 +175,13 @@ class AnkiConnect(dg.ConfigurableResource):
             stored += 1
         return stored, len(media) - stored
 
-    def _notes_by_key(self, model: str, key_field: str) -> dict[str, tuple[int, dict, list]]:
-        ids = self.invoke("findNotes", query=f'"note:{model}"')
+    def _notes_by_key(self, model: str, key_field: str) -> dict[str, AnkiNote]:
+        ids = self.invoke("findNotes", query=search_term("note", model))
         found = {}
         for info in self.invoke("notesInfo", notes=ids) if ids else []:
             fields = {name: value["value"] for name, value in info["fields"].items()}
-            found[fields.get(key_field, "")] = (info["noteId"], fields, info.get("tags", []))
+            found[fields.get(key_field, "")] = AnkiNote(note_id=info["noteId"], fields=fields,
+                                                        tags=info.get("tags", []))
         return found
 
     def _add(self, deck: str, model: str, key_field: str, new: list, report: SyncReport) -> None:
@@ -187,17 +196,17 @@ class AnkiConnect(dg.ConfigurableResource):
             # look up which keys arrived, and retry the rest one by one to learn why they fail
             arrived = self._notes_by_key(model, key_field)
             results = []
-            for (spec, _), note in zip(new, payload):
-                if spec.guid in arrived:
-                    results.append(arrived[spec.guid][0])
+            for (_, fields), note in zip(new, payload):
+                if fields[key_field] in arrived:
+                    results.append(arrived[fields[key_field]].note_id)
                     continue
                 try:
                     results.append(self.invoke("addNote", note=note))
                 except AnkiConnectError as exc:
                     results.append(exc.message)
-        for (spec, fields), result in zip(new, results):
+        for (_, fields), result in zip(new, results):
             if isinstance(result, int):
                 report.added += 1
             else:
-                report.failed.append({"key": spec.guid, "headword": fields.get("Headword", ""),
+                report.failed.append({"key": fields[key_field], "headword": fields.get("Headword", ""),
                                       "error": str(result or "not added")})

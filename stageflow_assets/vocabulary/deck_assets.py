@@ -18,12 +18,13 @@ from stageflow_assets.providers.ankiconnect import AnkiConnect
 from stageflow_assets.vocabulary import stages
 from stageflow_assets.vocabulary.assets import GROUP, cell, stage_input
 from stageflow_assets.vocabulary.cards import NOTE_TYPE, content_hash, deck_id_for, note_fields
-from stageflow_assets.vocabulary.models import AnalysisDoc, AudioDoc, DeckDoc, ImageDoc, NoteRow
+from stageflow_assets.vocabulary.models import AnalysisDoc, AudioDoc, DeckDoc, ImageDoc, NoteRow, SyncState
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.vocabulary.registry import load_word_list_job
 
 DECK_FILE = "deck.apkg"
 NOTES_FILE = "notes.json"
+SYNC_STATE_FILE = "sync_state.json"
 
 
 def _previous_mods(directory: Path) -> dict[str, NoteRow]:
@@ -35,7 +36,7 @@ def _previous_mods(directory: Path) -> dict[str, NoteRow]:
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version="1",
+    partitions_def=word_list_partitions, group_name=GROUP, code_version="2",
     kinds={"genanki", "anki"}, metadata=stages.ANKI_DECK.metadata,
 )
 @one_line_failures
@@ -47,7 +48,8 @@ def anki_deck(
     audio, translation and tags; a recognition card, and a production card with `--reverse`.
 
     Fixed note-type and deck ids and identity GUIDs make re-imports update notes in place; a
-    note's `mod` moves only when its content changes, so unchanged notes are left alone.
+    note's `mod` moves only when its content changes, so unchanged notes are left alone. Words
+    that left the list since the previous build are reported (`removed_words`).
     """
     paths = storage.paths
     job = load_word_list_job(paths, str(context.partition_key))
@@ -100,9 +102,13 @@ def anki_deck(
                            model_name=NOTE_TYPE.name, reverse=job.reverse, notes=rows, media=[p.name for p in media])
         out.output(NOTES_FILE, kind="notes", fmt="json").write_text(deck_doc.model_dump_json(indent=1), encoding="utf-8")
         production = sum(1 for r in rows if r.fields["Production"])
+        # an .apkg cannot take notes out of the user's Anki: say which words left, a sync tags them
+        kept = {r.guid for r in rows}
+        removed = sorted((n.headword for g, n in previous.items() if g not in kept), key=str.casefold)
         out.details.update(
             deck=job.deck, deck_slug=slug(job.deck, fallback="deck"), notes=len(rows), cards=len(rows) + production,
             media_files=len(media), new_notes=new, changed_notes=changed, unchanged_notes=len(rows) - new - changed,
+            removed_notes=len(removed), removed_words=removed,
             images="on" if images else f"off: {card_images.details.get('skipped_reason', 'no images')}",
             audio="on" if audio else f"off: {pronunciation_audio.details.get('skipped_reason', 'no audio')}",
         )
@@ -121,10 +127,26 @@ class SyncConfig(dg.Config):
     """The `.anki2` collection file for `target: collection` (Anki must not have it open)."""
     ankiconnect_url: str = ""
     """AnkiConnect URL for this run; empty means the `ankiconnect` resource's own."""
+    prune: bool = False
+    """Delete the deck's notes whose word left the list instead of tagging them `stageflow::removed`."""
+
+
+def _sync_state(directory: Path) -> SyncState:
+    try:
+        return SyncState.model_validate_json((directory / SYNC_STATE_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return SyncState()
+
+
+def _conflicts_table(report: dict) -> str:
+    rows = ["| headword | field | in Anki (kept) | the pipeline's new value |", "|---|---|---|---|"]
+    rows += [f"| {cell(c['headword'], 30)} | {c['field']} | {cell(c['yours'], 40)} | {cell(c['pipeline'], 40)} |"
+             for c in report["conflict_details"][:12]]
+    return "\n".join(rows)
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version="1",
+    partitions_def=word_list_partitions, group_name=GROUP, code_version="2",
     # no op-level retry: the AnkiConnect client already retries transport failures with backoff
     kinds={"anki"}, metadata=stages.ANKI_SYNC.metadata,
 )
@@ -134,9 +156,13 @@ def anki_sync(
     anki_collection: AnkiCollection, anki_deck: StageManifest,
 ):
     """The deck pushed into Anki: note type, media and notes (upserted by their `Key`) through
-    AnkiConnect, or the `.apkg` imported into a collection file with Anki's own library.
+    AnkiConnect, or into a collection file with Anki's own library.
 
-    Only materialized when asked (`stageflow vocab --sync`, or from the UI): every run pushes.
+    Each field is merged three ways with what the last sync wrote (`sync_state.json`), so a field
+    the user edited in Anki stays unless the pipeline's own value changed too (a conflict: the
+    user's value stays, both are reported). The deck's notes whose word left the list are tagged
+    `stageflow::removed` and kept (`prune` deletes them). Only materialized when asked
+    (`stageflow vocab --sync`, or from the UI): every run pushes.
     """
     paths = storage.paths
     deck = stage_input(paths, anki_deck, "apkg")
@@ -144,24 +170,37 @@ def anki_sync(
     if config.target == "collection" and not config.collection_path:
         raise dg.Failure("anki_sync: target `collection` needs a collection_path (an .anki2 file)", allow_retries=False)
     client = ankiconnect.with_url(config.ankiconnect_url) if config.ankiconnect_url else ankiconnect
+    collection = Path(config.collection_path).expanduser().resolve() if config.target == "collection" else None
+    where = f"collection {collection}" if collection else f"ankiconnect {client.url}"
     # the run id makes every sync a fresh push: Anki's state may have changed since the last one
-    settings = {"target": config.target, "run": context.run_id,
-                "where": config.collection_path if config.target == "collection" else client.url}
+    settings = {"target": config.target, "run": context.run_id, "prune": config.prune,
+                "where": str(collection) if collection else client.url}
 
     def work(out: StageWriter) -> None:
         doc = DeckDoc.model_validate_json(notes.path.read_text(encoding="utf-8"))
-        if config.target == "collection":
-            report = anki_collection.import_package(Path(config.collection_path), deck.path).model_dump()
+        specs = [NoteSpec(guid=n.guid, fields=list(n.fields.values()), tags=n.tags, mod=n.mod) for n in doc.notes]
+        # the deck stage recorded where each media file it packaged lives
+        media = [paths.absolute(r.path) for r in anki_deck.inputs if r.kind == "media"]
+        state = _sync_state(out.directory)
+        base = state.targets.get(where, {})
+        if collection is not None:
+            result, state.targets[where] = anki_collection.sync(
+                collection, deck.path, doc.deck, NOTE_TYPE, specs, media, base, prune=config.prune)
         else:
-            specs = [NoteSpec(guid=n.guid, fields=list(n.fields.values()), tags=n.tags, mod=n.mod) for n in doc.notes]
-            # the deck stage recorded where each media file it packaged lives
-            media = [paths.absolute(r.path) for r in anki_deck.inputs if r.kind == "media"]
-            report = client.sync(doc.deck, NOTE_TYPE, specs, media).model_dump()
+            result, state.targets[where] = client.sync(doc.deck, NOTE_TYPE, specs, media, base, prune=config.prune)
             out.details["breaker"] = client.breaker_state()
+        report = result.model_dump()
         out.output("sync.json", kind="sync_report", fmt="json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-        out.details.update({k: v for k, v in report.items() if k != "failed"}, failed=report.get("failed", []))
+        out.output(SYNC_STATE_FILE, kind="sync_state", fmt="json").write_text(
+            state.model_dump_json(indent=1), encoding="utf-8")
+        out.details.update({k: v for k, v in report.items() if k != "failed" and v is not None},
+                           failed=report.get("failed", []))
         if report.get("failed"):
             out.warnings.append(f"{len(report['failed'])} note(s) were not added")
+        if report["conflicts"]:
+            out.warnings.append(f"{report['conflicts']} field(s) changed both in Anki and in the pipeline: "
+                                "kept the Anki value (conflict_details has both)")
+            out.preview = _conflicts_table(report)
 
     return run_stage(context, paths, stages.ANKI_SYNC, inputs=[deck, notes], config=settings,
                      provider_versions=anki_collection.versions(), work=work)

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from stageflow_assets.providers.anki_merge import BaseNote
 from stageflow_assets.providers.lexicon import Sense
 
 PartOfSpeech = Literal["noun", "verb", "adjective", "adverb"]
@@ -128,3 +129,10 @@ class DeckDoc(BaseModel):
     reverse: bool
     notes: list[NoteRow]
     media: list[str]
+
+
+class SyncState(BaseModel):
+    """`sync_state.json` beside the sync report: the three-way merge's base. Per Anki synced into
+    (`ankiconnect <url>` or `collection <path>`), by note key, what the pipeline last wrote."""
+
+    targets: dict[str, dict[str, BaseNote]] = Field(default_factory=dict)

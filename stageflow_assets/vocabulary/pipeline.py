@@ -35,6 +35,7 @@ BATCH_WAIT_ENV = "STAGEFLOW_CLAUDE_BATCH_WAIT_S"  # give up waiting after (defau
 class SyncRequest:
     collection: Path | None = None
     ankiconnect_url: str = ""
+    prune: bool = False  # delete the deck's notes whose word left the list instead of tagging them
 
 
 @dataclass
@@ -73,7 +74,7 @@ def run_vocab(
     if sync is not None:
         target = {"target": "collection", "collection_path": str(sync.collection)} if sync.collection else {
             "target": "ankiconnect", "ankiconnect_url": sync.ankiconnect_url}
-        run_config = {"ops": {"anki_sync": {"config": target}}}
+        run_config = {"ops": {"anki_sync": {"config": {**target, "prune": sync.prune}}}}
         runs.run("sync", "anki_sync_job", word_list_partitions, job, run_config)
         result.sync = manifest_for(paths, stages.ANKI_SYNC, job).details
     return result

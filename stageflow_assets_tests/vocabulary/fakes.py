@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
 import threading
 import zlib
@@ -128,19 +129,40 @@ class FakeAnki:
         return filename
 
     def do_findNotes(self, query):  # noqa: N802
-        model = query.strip('"').split(":", 1)[1]
-        return [i for i, n in self.notes.items() if n["modelName"] == model]
+        terms = [_search_term(token) for token in _TOKEN.findall(query)]
+        if not terms:
+            raise Exception(f"Invalid search: {query!r}")
+        return [i for i, n in self.notes.items() if all(_matches(n, t) != negated for negated, t in terms)]
 
     def do_notesInfo(self, notes):  # noqa: N802
+        # AnkiConnect answers an empty object for an id it does not know
         return [{"noteId": i, "modelName": self.notes[i]["modelName"], "tags": self.notes[i]["tags"],
                  "fields": {k: {"value": v, "order": n} for n, (k, v) in enumerate(self.notes[i]["fields"].items())}}
-                for i in notes]
+                if i in self.notes else {} for i in notes]
+
+    def _note(self, note_id):
+        if note_id not in self.notes:
+            raise Exception(f"note was not found: {note_id}")
+        return self.notes[note_id]
 
     def do_updateNoteFields(self, note):  # noqa: N802
-        self.notes[note["id"]]["fields"].update(note["fields"])
+        self._note(note["id"])["fields"].update(
+            {k: v for k, v in note["fields"].items() if k in self.notes[note["id"]]["fields"]})
 
-    def do_updateNoteTags(self, note, tags):  # noqa: N802
-        self.notes[note]["tags"] = list(tags)
+    def do_addTags(self, notes, tags):  # noqa: N802
+        for note_id in notes:
+            have = self._note(note_id)["tags"]
+            have += [t for t in tags.split() if t.casefold() not in {h.casefold() for h in have}]
+
+    def do_removeTags(self, notes, tags):  # noqa: N802
+        gone = {t.casefold() for t in tags.split()}
+        for note_id in notes:
+            note = self._note(note_id)
+            note["tags"] = [t for t in note["tags"] if t.casefold() not in gone]
+
+    def do_deleteNotes(self, notes):  # noqa: N802
+        for note_id in notes:
+            self.notes.pop(note_id, None)
 
     def _add(self, note) -> int:
         if note["deckName"] not in self.decks:
@@ -167,6 +189,39 @@ class FakeAnki:
         if errors and self.strict_add_notes:
             raise Exception(str(errors))
         return results
+
+
+# Anki's search syntax, as far as the sync uses it: `[-]"prefix:value"` terms, all of which must
+# hold; `*` and `_` are wildcards unless escaped with a backslash
+_TOKEN = re.compile(r'-?"(?:[^"\\]|\\.)*"|-?[^\s"]+')
+
+
+def _search_term(token: str) -> tuple[bool, tuple[str, re.Pattern]]:
+    negated = token.startswith("-")
+    text = token[1:] if negated else token
+    if text.startswith('"'):
+        text = text[1:-1]
+    prefix, sep, value = text.partition(":")
+    if not sep or prefix not in ("note", "deck", "tag"):
+        raise Exception(f"Invalid search: {token!r} (the fake knows note:, deck: and tag:)")
+    pattern, chars = "", iter(value)
+    for char in chars:
+        if char == "\\":
+            pattern += re.escape(next(chars, "\\"))
+        else:
+            pattern += {"*": ".*", "_": "."}.get(char, re.escape(char))
+    # deck: and tag: also match what sits below (`Spanish` matches `Spanish::Food`)
+    suffix = "(::.*)?" if prefix in ("deck", "tag") else ""
+    return negated, (prefix, re.compile(f"(?is){pattern}{suffix}"))
+
+
+def _matches(note: dict, term: tuple[str, re.Pattern]) -> bool:
+    prefix, pattern = term
+    if prefix == "note":
+        return bool(pattern.fullmatch(note["modelName"]))
+    if prefix == "deck":
+        return bool(pattern.fullmatch(note["deck"]))
+    return any(pattern.fullmatch(t) for t in note["tags"])
 
 
 def openai_images(png: bytes, script: list[tuple[int, Any]] | None = None):

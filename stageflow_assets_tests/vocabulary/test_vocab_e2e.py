@@ -108,7 +108,7 @@ def test_second_build_with_two_edited_words_updates_two_notes(first_build):
     deck = manifest(stages.ANKI_DECK)["details"]
     assert (deck["new_notes"], deck["changed_notes"], deck["unchanged_notes"]) == (0, 2, 28)
     sync = manifest(stages.ANKI_SYNC)["details"]
-    assert (sync["new"], sync["updated"], sync["notes_in_collection"]) == (0, 2, 30)
+    assert (sync["added"], sync["updated"], sync["notes_in_collection"]) == (0, 2, 30)
 
     from anki.collection import Collection
 

@@ -40,13 +40,13 @@ def client(url: str, **kwargs) -> AnkiConnect:
 def test_sync_creates_note_type_stores_media_and_upserts_by_key(media):
     fake = FakeAnki()
     with FakeServer(fake) as server:
-        first = client(server.url).sync(DECK, NOTE_TYPE, [spec("cat"), spec("dog")], media)
+        first, state = client(server.url).sync(DECK, NOTE_TYPE, [spec("cat"), spec("dog")], media)
         assert (first.note_type_created, first.added, first.updated, first.media_stored) == (True, 2, 0, 2)
         assert DECK in fake.decks and fake.models[NOTE_TYPE.name]["fields"] == NOTE_TYPE.fields
         assert set(fake.media) == {"tts_en-us_cat.mp3", "tts_en-us_dog.mp3"}
         assert all(r["body"]["version"] == 6 for r in server.requests)
 
-        again = client(server.url).sync(DECK, NOTE_TYPE, [spec("cat"), spec("dog", "a loyal animal")], media)
+        again, _ = client(server.url).sync(DECK, NOTE_TYPE, [spec("cat"), spec("dog", "a loyal animal")], media, state)
         assert (again.note_type_created, again.added, again.updated, again.unchanged) == (False, 0, 1, 1)
         assert (again.media_stored, again.media_already_there) == (0, 2)
         assert len(fake.notes) == 2
@@ -85,11 +85,12 @@ def test_strict_add_notes_falls_back_to_one_by_one(media):
     # a note of another note type already has dog's key as its first field: Anki's duplicate check
     fake.notes[1] = {"modelName": "Other", "fields": {"Front": spec("dog").guid}, "tags": [], "deck": "Other"}
     with FakeServer(fake) as server:
-        report = client(server.url).sync(DECK, NOTE_TYPE, [spec("dog"), spec("eel")], media)
+        report, state = client(server.url).sync(DECK, NOTE_TYPE, [spec("dog"), spec("eel")], media)
         actions = [r["body"]["action"] for r in server.requests]
     assert report.added == 1 and [f["headword"] for f in report.failed] == ["dog"]
     assert "duplicate" in report.failed[0]["error"]
     assert actions.count("addNotes") == 1 and actions.count("addNote") == 1
+    assert set(state) == {spec("eel").guid}  # no base for a note Anki refused
 
 
 def test_api_key_goes_in_the_body_only(media):
@@ -108,18 +109,20 @@ def test_not_ankiconnect_is_reported():
             client(server.url).invoke("version")
 
 
-def test_collection_import_new_then_update(tmp_path, media):
+def test_collection_sync_new_then_update(tmp_path, media):
     apkg = tmp_path / "deck.apkg"
-    write_apkg(apkg, deck_id_for(DECK), DECK, NOTE_TYPE, [spec("cat"), spec("dog")], media)
+    notes = [spec("cat"), spec("dog")]
+    write_apkg(apkg, deck_id_for(DECK), DECK, NOTE_TYPE, notes, media)
     collection = tmp_path / "col" / "user.anki2"
-    first = AnkiCollection().import_package(collection, apkg)
-    assert (first.new, first.updated, first.notes_in_collection) == (2, 0, 2)
-    write_apkg(apkg, deck_id_for(DECK), DECK, NOTE_TYPE,
-               [spec("cat"), spec("dog", "a loyal animal", mod=1_800_000_100)], media)
-    second = AnkiCollection().import_package(collection, apkg)
-    assert (second.new, second.updated, second.duplicate, second.notes_in_collection) == (0, 1, 1, 2)
+    first, state = AnkiCollection().sync(collection, apkg, DECK, NOTE_TYPE, notes, media)
+    assert (first.added, first.updated, first.notes_in_collection, first.note_type_created) == (2, 0, 2, True)
+    notes = [spec("cat"), spec("dog", "a loyal animal", mod=1_800_000_100)]
+    write_apkg(apkg, deck_id_for(DECK), DECK, NOTE_TYPE, notes, media)
+    second, _ = AnkiCollection().sync(collection, apkg, DECK, NOTE_TYPE, notes, media, state)
+    assert (second.added, second.updated, second.unchanged, second.notes_in_collection) == (0, 1, 1, 2)
+    assert second.note_type_created is False
 
 
 def test_collection_path_must_be_anki2(tmp_path):
     with pytest.raises(ProviderError, match="ends in .anki2"):
-        AnkiCollection().import_package(tmp_path / "user.db", tmp_path / "deck.apkg")
+        AnkiCollection().sync(tmp_path / "user.db", tmp_path / "deck.apkg", DECK, NOTE_TYPE, [], [])
