@@ -170,3 +170,51 @@ def test_stageflow_export_writes_the_journey_record(lake, tmp_path):
     assert exported["key"] == key and exported["domain"] == "journey"
     assert exported["items"] == record_of(key)["items"]
     assert kinds(exported).count("interception_iteration") == 6
+
+
+def test_every_export_of_a_cli_journey_opens_in_a_real_reader(lake, tmp_path):
+    """The journey the CLI made, exported in every format and read back: pdftotext finds the prompt
+    and each iteration's text and the chain table has one row per iteration, python-docx reads the
+    same rows, the XML validates against the shipped XSD, rocrate loads the crate with one
+    CreateAction per stage and the media inside."""
+    import zipfile
+    from importlib.resources import files
+
+    import docx
+    from lxml import etree
+    from rocrate.rocrate import ROCrate
+
+    from stageflow_assets_tests.records.readers import pdf_table_rows, pdf_text, squeeze, unzip
+
+    _, made = lake
+    (key,) = made.value("journey")
+    result = run_cli("export", key, *[a for f in ("json", "xml", "pdf", "docx", "ro-crate") for a in ("--format", f)],
+                     "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert sorted(Path(p).name for p in result.value("wrote")) == sorted(
+        f"{key}.{ext}" for ext in ("json", "xml", "pdf", "docx", "crate.zip"))
+    hops = [i for i in record_of(key)["items"] if i["kind"] == "interception_iteration"]
+    assert len(hops) == 6
+    # each row: #, languages, text, "backend, model", duration
+    expected = [(str(h["stage_iteration"]), h["content"], f"{h['backend']}, {h['model']}") for h in hops]
+
+    text = squeeze(pdf_text(tmp_path / f"{key}.pdf"))
+    assert squeeze("A quiet lake at dawn with mountains") in text
+    assert all(squeeze(h["content"]) in text for h in hops)
+    rows = pdf_table_rows(tmp_path / f"{key}.pdf", ("#", "languages", "text", "backend", "duration"))
+    assert [(r[0], squeeze(r[2]), squeeze(r[3])) for r in rows] == [(n, squeeze(t), squeeze(b)) for n, t, b in expected]
+
+    document = docx.Document(str(tmp_path / f"{key}.docx"))
+    chain = next(t for t in document.tables if tuple(c.text for c in t.rows[0].cells)[0] == "#")
+    assert [(r.cells[0].text, r.cells[2].text, r.cells[3].text) for r in chain.rows[1:]] == expected
+    assert len(document.inline_shapes) == 1  # the image
+
+    schema = etree.XMLSchema(etree.parse(str(files("stageflow_assets.records") / "schema" / "record.xsd")))
+    assert schema.validate(etree.parse(str(tmp_path / f"{key}.xml"))), schema.error_log
+
+    crate = ROCrate(unzip(tmp_path / f"{key}.crate.zip", tmp_path / "crate"))
+    steps = [a for a in crate.get_by_type("CreateAction") if a["instrument"].id != crate.mainEntity.id]
+    assert len(steps) == 4
+    with zipfile.ZipFile(tmp_path / f"{key}.crate.zip") as archive:
+        names = archive.namelist()
+    assert any(n.endswith("image.png") for n in names) and any(n.endswith("music.wav") for n in names)

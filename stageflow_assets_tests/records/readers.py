@@ -41,14 +41,20 @@ class Word:
     text: str
 
 
+FOOTER_BAND = 50.0  # points above a page's bottom edge: the report's page footer, below any table
+
+
 def pdf_words(pdf: Path) -> list[Word]:
-    """Every word with its page and position (`pdftotext -bbox-layout`)."""
+    """Every word with its page and position (`pdftotext -bbox-layout`), page footers left out."""
     xhtml = subprocess.run([need("pdftotext"), "-bbox-layout", "-enc", "UTF-8", str(pdf), "-"],
                            capture_output=True, check=True).stdout
     root = etree.fromstring(xhtml, etree.XMLParser(recover=True, resolve_entities=False, no_network=True))
     words = []
     for number, page in enumerate(root.iter(f"{XHTML}page")):
+        footer = float(page.get("height")) - FOOTER_BAND
         for word in page.iter(f"{XHTML}word"):
+            if float(word.get("yMin")) >= footer:
+                continue
             words.append(Word(number, float(word.get("xMin")), float(word.get("yMin")), float(word.get("yMax")),
                               word.text or ""))
     return words
