@@ -321,7 +321,9 @@ def test_a_step_meeting_an_open_circuit_fails_with_the_provider_and_time(fake_an
 
 
 def test_a_waiting_step_is_retried_after_the_cool_down_and_succeeds(fake_anthropic, tmp_path):
-    resource = claude(fake_anthropic, fail_max=2, reset_s=2, wait_retries=3)
+    # a cool-down longer than the step takes to start on a loaded machine (2 s was not): the step
+    # must meet the circuit still open, then wait for the trial call
+    resource = claude(fake_anthropic, fail_max=2, reset_s=15, wait_retries=3)
     trip(resource, fake_anthropic, 2)
     fake_anthropic.reply(GOOD)
     result = materialize_meaning(resource, tmp_path)
