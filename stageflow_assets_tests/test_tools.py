@@ -121,3 +121,25 @@ def test_a_tool_dies_with_the_process_that_ran_it(tmp_path):
     finally:
         if runner.poll() is None:
             runner.kill()
+
+
+def test_stopping_a_group_leaves_no_member_behind_even_one_that_ignores_sigterm(tmp_path):
+    """A server slow to stop or a child that ignores SIGTERM (as `dagster dev`'s processes can be on a
+    busy machine): the leader exits on SIGTERM, the member does not; the member is killed too."""
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    script = (f"sh -c 'trap \"\" TERM; echo $$ > {pid_file}; while :; do sleep 0.1; done' &\n"
+              "wait\n")
+    leader = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    process.stop_process_group(leader, grace_s=1)
+    assert leader.poll() is not None
+    with pytest.raises(ProcessLookupError):
+        os.killpg(leader.pid, 0)  # nothing of the group is left
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)

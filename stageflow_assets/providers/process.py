@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -55,17 +56,35 @@ class ToolResult:
 
 
 def stop_process_group(proc: subprocess.Popen, grace_s: float = 3.0) -> None:
-    """SIGTERM to the process group `proc` leads, SIGKILL if it is not gone after `grace_s`."""
-    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
+    """SIGTERM to the process group `proc` leads, then SIGKILL to whatever of the group is still
+    there after `grace_s` — the leader or any member that outlived it (a child that ignores
+    SIGTERM, a server slow to exit on a busy machine). Returns once the group is gone (or after
+    10 s more, if a member cannot be killed)."""
+    group = proc.pid
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
         try:
-            os.killpg(proc.pid, sig)
+            os.killpg(group, sig)
         except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and not _group_alive(group):
+                return
+            time.sleep(0.05)
+    try:
+        proc.wait(timeout=1)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run_tool(
