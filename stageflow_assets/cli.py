@@ -102,20 +102,30 @@ def subtitles(
             f"language {', '.join(unknown)} is not configured (STAGEFLOW_LANGUAGES={','.join(configured)}): "
             "add it there, since the language partitions come from it", code=2,
         )
-    if not video.is_file():
-        _fail(f"{video}: no such file", code=2)
+    _readable(video, "video")
     if glossary is not None and not glossary.is_file():
         _fail(f"{glossary}: no such glossary file", code=2)
     if burn_in and burn_in.lower() not in [l.lower() for l in languages]:
         _fail(f"--burn-in {burn_in}: burn in one of the --lang languages", code=2)
 
+    from stageflow_assets.core.errors import BadInputError
     from stageflow_assets.core.pipeline import Interrupted
     from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.subtitles.glossary import load_glossary
     from stageflow_assets.subtitles.pipeline import PipelineError, run_subtitles
+    from stageflow_assets.subtitles.registry import global_glossary
 
+    paths = StageStore().paths
+    # the language runs read them only after the transcription: a bad row must stop us here
+    for terms in (global_glossary(paths), glossary):
+        if terms is not None and terms.is_file():
+            try:
+                load_glossary(terms)
+            except BadInputError as exc:
+                _fail(exc.message, code=EXIT_BAD_INPUT)
     try:
         result = run_subtitles(
-            _instance(), StageStore().paths, video, [l.lower() for l in languages], out_dir,
+            _instance(), paths, video, [l.lower() for l in languages], out_dir,
             force=force, progress=lambda line: click.echo(f"  {line}", err=True),
             glossary=glossary, container=container, burn_in=burn_in.lower() if burn_in else None,
             max_runtime_s=max_runtime,
@@ -131,6 +141,19 @@ def subtitles(
         click.echo(f"skipped: {lang}: {reason}")
     for path in result.deliverables:
         click.echo(f"wrote: {path}")
+
+
+def _readable(path: Path, what: str) -> None:
+    """`path` is a file this process can read, or exit 2 with one line saying what to fix."""
+    if path.is_dir():
+        _fail(f"{path}: is a directory; give the {what} file itself", code=EXIT_BAD_INPUT)
+    if not path.is_file():
+        _fail(f"{path}: no such file", code=EXIT_BAD_INPUT)
+    try:
+        with path.open("rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        _fail(f"{path}: cannot read the {what} ({exc.strerror or exc}); check its permissions", code=EXIT_BAD_INPUT)
 
 
 def _instance():
@@ -161,8 +184,7 @@ def vocab(words: Path, deck: str, language: str, native: str | None, out_dir: Pa
           sync: bool, collection: Path | None, ankiconnect_url: str, prune: bool, force: bool,
           max_runtime: float | None) -> None:
     """Build an Anki deck from the word list WORDS (text, CSV or JSON), as Dagster runs."""
-    if not words.is_file():
-        _fail(f"{words}: no such file", code=2)
+    _readable(words, "word list")
     if collection is not None and collection.suffix != ".anki2":
         _fail(f"{collection}: an Anki collection file ends in .anki2", code=2)
     if prune and not (sync or collection):
@@ -172,6 +194,12 @@ def vocab(words: Path, deck: str, language: str, native: str | None, out_dir: Pa
     from stageflow_assets.core.pipeline import Interrupted
     from stageflow_assets.core.storage import StageStore
     from stageflow_assets.vocabulary.pipeline import PipelineError, SyncRequest, run_vocab
+    from stageflow_assets.vocabulary.wordlist import parse_word_list
+
+    try:
+        parse_word_list(words)  # an unusable list fails here, before any partition or run
+    except StageError as exc:
+        _fail(exc.message, code=EXIT_BAD_INPUT)
 
     request = SyncRequest(collection=collection, ankiconnect_url=ankiconnect_url, prune=prune) if (
         sync or collection) else None

@@ -28,6 +28,13 @@ class ProviderError(StageError):
     """A tool or service failed; a retry may help (timeouts, flaky services)."""
 
 
+class ToolRefusedError(ProviderError):
+    """A tool refused the job for a reason it will give again (a codec its output cannot hold,
+    an input it cannot parse): retrying cannot help."""
+
+    retryable = False
+
+
 class CircuitOpenError(ProviderError):
     """A provider's circuit breaker is open: the call was not made (providers/breaker.py).
 

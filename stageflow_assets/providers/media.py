@@ -1,4 +1,5 @@
-"""ffmpeg/ffprobe as a resource: probe, demux to 16 kHz mono WAV, mux soft subtitles."""
+"""ffmpeg/ffprobe as a resource: probe, demux to 16 kHz mono WAV, mux soft subtitles
+(copying or re-encoding each stream as the container needs: providers/containers.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import BaseModel
 
-from stageflow_assets.core.errors import BadInputError, ProviderError
+from stageflow_assets.core.errors import BadInputError, ProviderError, ToolRefusedError
+from stageflow_assets.providers.containers import StreamPlan, codec_args, explain_failure, plan_streams
 from stageflow_assets.providers.process import last_line, run_tool, tool_version
 
 
@@ -102,26 +104,43 @@ class MediaTools(dg.ConfigurableResource):
             timeout_s=self.timeout_s,
         )
 
+    def plan_mux(self, video: Path, container: str = "mkv", burn_in: bool = False) -> list[StreamPlan]:
+        """What each stream of `video` becomes in `container` (copy, transcode or drop), and why."""
+        return plan_streams(self.probe(video).streams, container, burn_in)
+
     def mux(
         self, video: Path, tracks: list[SubtitleTrack], dst: Path, container: str = "mkv",
-        burn_in: Path | None = None,
-    ) -> None:
-        """Copy video and audio, add one soft subtitle track per language (MKV: SRT, MP4:
-        mov_text, the only text codec MP4 takes), optionally burning one ASS file into the picture."""
+        burn_in: Path | None = None, plans: list[StreamPlan] | None = None, source_name: str | None = None,
+    ) -> list[StreamPlan]:
+        """Copy the streams `container` holds, re-encode the others (H.264/AAC), add one soft
+        subtitle track per language (MKV: SRT, MP4: mov_text, the only text codec MP4 takes),
+        optionally burning one ASS file into the picture. Returns the per-stream plan it followed;
+        a failure's one line calls the video `source_name` (default: its file name)."""
         if not tracks:
             raise ProviderError("no subtitle tracks to mux")
-        args = [self.ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(video)]
+        plans = plans if plans is not None else self.plan_mux(video, container, burn_in is not None)
+        # +genpts: packets without timestamps (MPEG-PS, some AVI) cannot be copied into MKV otherwise
+        args = [self.ffmpeg, "-nostdin", "-v", "error", "-y", "-fflags", "+genpts", "-i", str(video)]
         for track in tracks:
             args += ["-i", str(track.path)]
-        args += ["-map", "0:v?", "-map", "0:a?"]
-        for n in range(len(tracks)):
-            args += ["-map", f"{n + 1}:0"]
-        args += ["-c", "copy", "-c:s", "mov_text" if container == "mp4" else "srt"]
-        if burn_in is not None:
-            # the filter parses its argument, so it gets a plain relative name in its own dir
-            args += ["-vf", f"subtitles={burn_in.name}", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20"]
+        # the filter parses its argument, so it gets a plain relative name in its own dir
+        args += codec_args(plans, container, burn_in.name if burn_in is not None else None)
+        first_sub = sum(1 for p in plans if p.action != "drop")
         for n, track in enumerate(tracks):
-            args += [f"-metadata:s:s:{n}", f"language={track.language}",
+            args += ["-map", f"{n + 1}:0", f"-c:{first_sub + n}", "mov_text" if container == "mp4" else "srt",
+                     f"-metadata:s:s:{n}", f"language={track.language}",
                      f"-metadata:s:s:{n}", f"title={track.title}"]
         args += ["-f", "mp4" if container == "mp4" else "matroska", str(dst.resolve())]
-        run_tool(args, timeout_s=self.timeout_s, cwd=burn_in.parent if burn_in else None)
+        try:
+            run_tool(args, timeout_s=self.timeout_s, cwd=burn_in.parent if burn_in else None)
+        except ProviderError as exc:
+            stderr = exc.details.get("stderr")
+            if stderr is None:  # not ffmpeg's own answer (not installed, timed out): as it is
+                raise
+            inputs = {str(video): "the source video"}
+            inputs.update({str(t.path): f"the {t.title} subtitles" for t in tracks})
+            failure = explain_failure(stderr, plans, container, source_name or video.name, inputs)
+            error_type = ProviderError if failure.retryable else ToolRefusedError
+            raise error_type(failure.message, streams=[p.record() for p in plans], args=exc.details.get("args"),
+                             stderr=stderr) from exc
+        return plans

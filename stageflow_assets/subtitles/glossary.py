@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from stageflow_assets.core.errors import BadInputError
 
 HEADER = ("source", "target_language", "target")
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}([-_][a-z0-9]{2,8})?")
 
 
 class GlossaryEntry(BaseModel):
@@ -25,10 +26,8 @@ class GlossaryEntry(BaseModel):
 
 
 def load_glossary(path: Path) -> list[GlossaryEntry]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path.name}: cannot read the glossary ({exc}); give a UTF-8 CSV", glossary=str(path)) from exc
+    """Every entry of the CSV at `path`; the first unusable line fails the whole file, by number."""
+    text = _decode(path)
     entries: list[GlossaryEntry] = []
     for number, row in enumerate(csv.reader(text.splitlines()), start=1):
         cells = [c.strip() for c in row]
@@ -38,11 +37,42 @@ def load_glossary(path: Path) -> list[GlossaryEntry]:
             continue
         if len(cells) != 3 or not all(cells):
             raise BadInputError(
-                f"{path.name} line {number}: expected `source term,target language,target term`",
+                f"{path} line {number}: expected `source term,target language,target term`, found "
+                f"{len([c for c in cells if c])} of 3 cells; fix or remove that row",
                 glossary=str(path), line=number, row=row,
+            )
+        if not LANGUAGE_CODE.fullmatch(cells[1].lower()):
+            raise BadInputError(
+                f"{path} line {number}: {cells[1][:20]!r} is not a language code; write the target "
+                "language as its ISO 639-1 code (e.g. es)", glossary=str(path), line=number, row=row,
             )
         entries.append(GlossaryEntry(source=cells[0], target_language=cells[1].lower(), target=cells[2]))
     return entries
+
+
+def _decode(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read the glossary ({exc.strerror or exc}); check the file",
+                            glossary=str(path)) from exc
+    try:
+        text = data.decode("utf-8-sig")
+        bad = -1
+    except UnicodeDecodeError as exc:
+        text, bad = "", exc.start
+    # a NUL byte is valid UTF-8 and the csv module takes it: only binary files hold one
+    nul = data.find(b"\x00")
+    if nul >= 0 and (bad < 0 or nul < bad):
+        bad = nul
+    if bad < 0:
+        return text
+    line = data.count(b"\n", 0, bad) + 1
+    raise BadInputError(
+        f"{path} line {line}: binary data (byte {bad}), not UTF-8 text; save the glossary as a "
+        "UTF-8 CSV of `source term,target language,target term` rows",
+        glossary=str(path), line=line, byte=bad,
+    )
 
 
 def for_language(entries: list[GlossaryEntry], lang: str) -> dict[str, str]:

@@ -27,7 +27,7 @@ class MuxConfig(dg.Config):
 
 
 @dg.asset(
-    partitions_def=subtitle_job_partitions, group_name=GROUP, code_version="2",
+    partitions_def=subtitle_job_partitions, group_name=GROUP, code_version="3",
     kinds={"ffmpeg"}, retry_policy=PROVIDER_RETRY, automation_condition=MUX_CONDITION,
     metadata=stages.SUBTITLED_VIDEO.metadata,
     ins={"subtitles": dg.AssetIn(metadata={FAN_IN: True})},
@@ -40,7 +40,8 @@ def subtitled_video(
     """The original video with one soft subtitle track per language, tagged ISO 639-2.
 
     MKV (SRT tracks) by default, MP4 (mov_text tracks) on request; one language can also be
-    burnt into the picture.
+    burnt into the picture. Streams the container holds are copied, the others re-encoded to
+    H.264/AAC; the manifest's `streams` records each decision.
     """
     paths = storage.paths
     by_lang = {partition_parts(job_language_partitions.get_partition_key_from_str(k))[1]: m
@@ -66,13 +67,21 @@ def subtitled_video(
             out.skip("no language has subtitles")
             return
         tracks = [SubtitleTrack(path=srts[l].path, language=iso639_2(l), title=language_name(l)) for l in present]
+        plans = media.plan_mux(video.path, config.container, burn_in=burn is not None)
+        if burn is not None and not any(p.kind == "video" for p in plans):
+            raise BadInputError(f"cannot burn in {config.burn_in}: {source_video.details.get('original_name')} "
+                                "has no video stream; leave out --burn-in", burn_in=config.burn_in)
+        # what each source stream becomes (a failed mux carries the same list in its error details)
+        out.details.update(streams=[p.record() for p in plans],
+                           transcoded=[f"0:{p.index}" for p in plans if p.action == "transcode"])
         target = out.output(f"subtitled.{config.container}", kind="video", fmt=config.container)
         burn_copy = None
         if burn is not None:
             burn_copy = out.directory / f".burn-{context.run.run_id[:8]}.ass"
             shutil.copyfile(burn.path, burn_copy)
         try:
-            media.mux(video.path, tracks, target, config.container, burn_copy)
+            media.mux(video.path, tracks, target, config.container, burn_copy, plans,
+                      source_name=source_video.details.get("original_name"))
         finally:
             if burn_copy is not None:
                 burn_copy.unlink(missing_ok=True)
