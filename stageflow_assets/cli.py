@@ -141,6 +141,8 @@ def subtitles(
         click.echo(f"skipped: {lang}: {reason}")
     for path in result.deliverables:
         click.echo(f"wrote: {path}")
+    if result.outbox is not None:
+        click.echo(f"outbox: {result.outbox}")
 
 
 def _readable(path: Path, what: str) -> None:
@@ -235,6 +237,8 @@ def vocab(words: Path, deck: str, language: str, native: str | None, out_dir: Pa
                    f"(sync to tag their notes stageflow::removed): {', '.join(gone[:20])}")
     if result.deck_path:
         click.echo(f"wrote: {result.deck_path}")
+    if result.outbox is not None:
+        click.echo(f"outbox: {result.outbox}")
 
 
 def _sync_lines(report: dict) -> None:
@@ -404,6 +408,25 @@ def export_record(key_or_run_id: str, formats: tuple[str, ...], out_dir: Path) -
         except ExportError as exc:
             _fail(str(exc))
         click.echo(f"wrote: {path}")
+
+
+@main.command()
+@click.argument("key")
+@click.option("--runs", is_flag=True, help="Also delete its runs (and their event logs) from the instance's history.")
+def forget(key: str, runs: bool) -> None:
+    """Forget the job KEY (a video, a deck or a journey): its stage dirs, its outbox folder and its
+    partition. Nothing else is touched. Refused (exit 3) while one of its runs is queued or going."""
+    from stageflow_assets.core.forget import KeyInUse, UnknownKey, forget as forget_key
+    from stageflow_assets.core.storage import StageStore
+
+    try:
+        done = forget_key(_instance(), StageStore().paths, key, runs=runs)
+    except UnknownKey as exc:
+        _fail(str(exc), code=EXIT_BAD_INPUT)
+    except KeyInUse as exc:
+        _fail(str(exc), code=EXIT_BLOCKED)
+    for line in done.lines:
+        click.echo(line)
 
 
 @main.command()

@@ -5,7 +5,7 @@ import os
 import dagster as dg
 
 from stageflow_assets.core.io_manager import StageManifestIOManager
-from stageflow_assets.core.sensors import worker_health_sensor
+from stageflow_assets.core.sensors import outbox_failure_sensor, worker_health_sensor
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.journey.definitions import defs as journey_defs
 from stageflow_assets.journey.definitions import resources as journey_resources
@@ -53,6 +53,7 @@ shared = dg.Definitions(
     },
     sensors=[
         worker_health_sensor,
+        outbox_failure_sensor,
         dg.AutomationConditionSensorDefinition(
             "stageflow_automation",
             target=dg.AssetSelection.all(),

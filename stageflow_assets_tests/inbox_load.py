@@ -2,7 +2,8 @@
 
 Shared by the 10-video test (test_inbox_load.py) and the stress script (bench/inbox_load.py):
 a fresh STAGEFLOW_HOME and DAGSTER_HOME, `dagster-daemon run` on the project's workspace (the
-inbox sensor, the automation sensor, the run queue and monitoring), in one of two worlds:
+inbox sensor, the inbox chain sensor, the automation sensor, the run queue and monitoring), in one
+of two worlds:
 
 * **laptop** (what `make ui` users have): SQLite, Dagster's queue (2 runs at a time), each run a
   subprocess of the daemon's code server;
@@ -43,6 +44,8 @@ ACTIVE = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dagste
 SOURCE_ASSETS = ("source_video", "audio", "transcript", "cues")
 LANGUAGE_ASSETS = ("translation", "subtitles")
 MUX = "subtitled_video"
+OUTBOX = "subtitle_outbox"
+SENSORS = ("video_inbox_sensor", "inbox_chain_sensor", "stageflow_automation")
 WORDS = "amber birch cedar dune ember fjord grove harbor island jasper kestrel lagoon meadow".split()
 
 
@@ -126,8 +129,8 @@ class LoadReport:
             by_job.setdefault(run.job or "?", {}).setdefault(run.kind, []).append(run)
         hops: dict[str, list[float]] = {name: [] for name in (
             "drop -> source run created (sensor)", "source created -> started (queue)", "source run (start -> end)",
-            "source end -> last language created (automation)", "language run (start -> end)",
-            "last language end -> mux created (automation)", "mux created -> started (queue)", "mux run (start -> end)",
+            "source end -> last language created (chain)", "language run (start -> end)",
+            "last language end -> mux created (chain)", "mux created -> started (queue)", "mux run (start -> end)",
             "drop -> mux end (whole job)")}
         for runs in by_job.values():
             if not all(runs.get(k) for k in ("source", "language", "mux")):
@@ -139,9 +142,9 @@ class LoadReport:
             hops["drop -> source run created (sensor)"].append(source.created - self.dropped_at)
             hops["source created -> started (queue)"].append(source.started - source.created)
             hops["source run (start -> end)"].append(source.ended - source.started)
-            hops["source end -> last language created (automation)"].append(max(r.created for r in langs) - source.ended)
+            hops["source end -> last language created (chain)"].append(max(r.created for r in langs) - source.ended)
             hops["language run (start -> end)"] += [r.ended - r.started for r in langs]
-            hops["last language end -> mux created (automation)"].append(mux.created - max(r.ended for r in langs))
+            hops["last language end -> mux created (chain)"].append(mux.created - max(r.ended for r in langs))
             hops["mux created -> started (queue)"].append(mux.started - mux.created)
             hops["mux run (start -> end)"].append(mux.ended - mux.started)
             hops["drop -> mux end (whole job)"].append(mux.ended - self.dropped_at)
@@ -170,12 +173,13 @@ def _spread(values: list[float], unit: str = "") -> str:
 class InboxWorld:
     """A home, the daemon (and in the celery world its workers); `drop`, `wait`, `report`, `stop`."""
 
-    def __init__(self, base: Path, world: str = "laptop", workers: int = 2, languages=LANGUAGES) -> None:
+    def __init__(self, base: Path, world: str = "laptop", workers: int = 2, languages=LANGUAGES,
+                 env: dict[str, str] | None = None) -> None:
         self.base, self.world, self.workers, self.languages = base, world, workers, tuple(languages)
         self.marker = uuid.uuid4().hex
         self.home = base / "stageflow"
         self.env = {**os.environ, "STAGEFLOW_HOME": str(self.home), "DAGSTER_HOME": str(base / "dagster"),
-                    "STAGEFLOW_LANGUAGES": ",".join(self.languages), MARKER: self.marker}
+                    "STAGEFLOW_LANGUAGES": ",".join(self.languages), MARKER: self.marker, **(env or {})}
         for name in ("STAGEFLOW_POSTGRES_URL", "STAGEFLOW_CELERY_BROKER", "STAGEFLOW_EVENT_SINK"):
             self.env.pop(name, None)
         self.logs = base / "logs"
@@ -205,13 +209,14 @@ class InboxWorld:
         if first.returncode != 2 or "no run none" not in first.stderr:
             raise LoadError(f"setting up the home failed: {first.stderr[-2000:]}")
         self._spawn("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")])
-        # the drop is timed from a daemon that is up: its code location loaded, the inbox sensor ticking
+        # the drop is timed from a daemon that is up: its code location loaded, the inbox sensors
+        # ticking (the chain sensor's first tick sets where it starts reading successes)
         with self.instance() as instance:
             deadline = time.monotonic() + 180
-            while not self._sensors_ticked_since(instance, 0.0, names=("video_inbox_sensor",)):
+            while not self._sensors_ticked_since(instance, 0.0, names=SENSORS[:2]):
                 self._check_alive()
                 if time.monotonic() > deadline:
-                    raise LoadError("the daemon's inbox sensor did not tick within 180 s")
+                    raise LoadError("the daemon's inbox sensors did not tick within 180 s")
                 time.sleep(0.5)
         if self.world == "celery":
             from stageflow_assets.core.worker import heartbeat_key
@@ -276,7 +281,7 @@ class InboxWorld:
         return dropped_at
 
     def wait(self, jobs: list[str], timeout: float) -> float:
-        """Until every job is muxed, no run is active and both sensors have ticked once more
+        """Until every job is muxed, no run is active and the sensors have ticked once more
         without starting anything (a duplicate would show then). Fails early on a failed run or
         when nothing is left to run while jobs are unfinished. Returns when it was all done."""
         deadline = time.monotonic() + timeout
@@ -310,7 +315,7 @@ class InboxWorld:
                 time.sleep(2)
 
     @staticmethod
-    def _sensors_ticked_since(instance, since: float, names=("video_inbox_sensor", "stageflow_automation")) -> bool:
+    def _sensors_ticked_since(instance, since: float, names=SENSORS) -> bool:
         """Each sensor finished a tick that started after `since`."""
         states = [s for s in instance.all_instigator_state() if s.name in names]
         if len(states) < len(names):
@@ -331,13 +336,13 @@ class InboxWorld:
         with self.instance() as instance:
             runs = [_run_info(r) for r in instance.get_run_records()]
             counts: Counter = Counter()
-            for asset in (*SOURCE_ASSETS, *LANGUAGE_ASSETS, MUX):
+            for asset in (*SOURCE_ASSETS, *LANGUAGE_ASSETS, MUX, OUTBOX):
                 for record in instance.fetch_materializations(dg.AssetKey(asset), limit=10_000).records:
                     counts[(asset, record.partition_key)] += 1
             ticks = self._inbox_tick_seconds(instance)
         lost = []
         for job in jobs:
-            missing = [a for a in (*SOURCE_ASSETS, MUX) if counts[(a, job)] == 0]
+            missing = [a for a in (*SOURCE_ASSETS, MUX, OUTBOX) if counts[(a, job)] == 0]
             missing += [f"{a}[{lang}]" for a in LANGUAGE_ASSETS for lang in self.languages
                         if counts[(a, f"{job}|{lang}")] == 0]
             if missing:
@@ -352,6 +357,7 @@ class InboxWorld:
             wanted = [root / "07_subtitled_video" / "subtitled.mkv"]
             wanted += [root / "06_subtitles" / lang / f"subtitles.{ext}" for lang in self.languages
                        for ext in ("srt", "vtt", "ass")]
+            wanted += outbox_files(self.home, job, self.languages)
             missing += [str(p) for p in wanted if not p.is_file() or p.stat().st_size == 0]
         return missing
 
@@ -362,6 +368,13 @@ class InboxWorld:
             return []
         ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=10_000)
         return [t.end_timestamp - t.timestamp for t in ticks if t.run_ids and t.end_timestamp]
+
+
+def outbox_files(home: Path, job: str, languages) -> list[Path]:
+    """What a job delivers: every language's subtitles and the video, in its outbox folder."""
+    folder = home / "outbox" / "subtitles" / job
+    return [folder / f"{job}.mkv"] + [folder / f"{job}.{lang}.{ext}" for lang in languages
+                                      for ext in ("srt", "vtt", "ass")]
 
 
 def _open_backfills(instance) -> list:

@@ -24,8 +24,9 @@ from stageflow_assets.subtitles.partitions import subtitle_job_partitions
 JOB = "talk-0123abcd"
 OTHER_JOB = "other-89abcdef"
 LANGS = configured_languages()
-TRANSLATION, SUBTITLES, MUX = (dg.AssetKey(k) for k in ("translation", "subtitles", "subtitled_video"))
-AUTOMATED = (TRANSLATION, SUBTITLES, MUX)
+TRANSLATION, SUBTITLES, MUX, OUTBOX = (
+    dg.AssetKey(k) for k in ("translation", "subtitles", "subtitled_video", "subtitle_outbox"))
+AUTOMATED = (TRANSLATION, SUBTITLES, MUX, OUTBOX)
 
 
 def multi(job: str, lang: str) -> dg.MultiPartitionKey:
@@ -145,7 +146,8 @@ def test_transcript_requests_every_language_then_all_subtitles_request_the_mux(d
     assert daemon.tick()[MUX] == set()
 
     daemon.materialized("subtitles", multi(JOB, last))
-    assert daemon.tick() == {**nothing(), MUX: {JOB}}
+    # the outbox is requested with the mux: the same partition, so the same run, after it
+    assert daemon.tick() == {**nothing(), MUX: {JOB}, OUTBOX: {JOB}}
     assert daemon.tick() == nothing()
 
 
@@ -231,6 +233,37 @@ def test_failed_blocking_qc_keeps_the_daemon_from_muxing(daemon):
     assert daemon.tick()[MUX] == {JOB}
 
 
+def test_chained_work_on_a_brand_new_instance_is_left_alone(daemon):
+    """The first tick of a new home sees no event at all; Dagster's all_new_updates_have_run_tags
+    cannot tell the next tick's updates apart then (it needs the previous tick's event id)."""
+    assert daemon.tick() == nothing()  # the daemon is up before the first video arrives
+    for asset in ("source_video", "audio", "transcript", "cues"):
+        daemon.materialized(asset, JOB, source="inbox")
+    assert daemon.tick() == nothing()
+    assert daemon.tick() == nothing()
+
+
+def test_a_language_updated_alone_is_not_delivered_without_its_mux(daemon):
+    for asset in ("source_video", "audio", "transcript", "cues"):
+        daemon.materialized(asset, JOB)
+    for lang in LANGS:
+        daemon.materialized("translation", multi(JOB, lang))
+        daemon.materialized("subtitles", multi(JOB, lang))
+    daemon.materialized("subtitled_video", JOB)
+    daemon.materialized("subtitle_outbox", JOB)
+    daemon.tick()  # settle: everything exists
+
+    daemon.materialized("subtitled_video", JOB)  # muxed again outside automation (the UI)
+    assert daemon.tick() == {**nothing(), OUTBOX: {JOB}}  # delivered
+    daemon.materialized("subtitle_outbox", JOB)
+    assert daemon.tick() == nothing()
+
+    daemon.materialized("subtitles", multi(JOB, LANGS[0]))  # one language again (the UI)
+    requested = daemon.tick()
+    assert requested[MUX] == {JOB}  # the mux first, the outbox with it: never the language alone
+    assert requested[OUTBOX] == {JOB}
+
+
 def test_work_the_cli_submits_is_not_chained_again_by_the_daemon(daemon):
     """`make ui` beside the CLI: the CLI's runs into the languages asked for are all there is."""
     for asset in ("source_video", "audio", "transcript", "cues"):
@@ -245,8 +278,18 @@ def test_work_the_cli_submits_is_not_chained_again_by_the_daemon(daemon):
     daemon.materialized("cues", JOB, source="cli")
     assert daemon.tick() == nothing()
 
-    # the same video dropped into the inbox afterwards: the inbox world chains itself
+    # the inbox chains its own runs (inbox_chain_sensor): automation leaves them alone too
     daemon.materialized("cues", JOB, source="inbox")
+    assert daemon.tick() == nothing()
+    for lang in LANGS:
+        daemon.materialized("translation", multi(JOB, lang), source="inbox")
+        daemon.materialized("subtitles", multi(JOB, lang), source="inbox")
+    assert daemon.tick() == nothing()
+    daemon.materialized("subtitled_video", JOB, source="inbox")
+    assert daemon.tick() == nothing()
+
+    # work started without stageflow (materialized from the UI): automation chains it
+    daemon.materialized("cues", JOB)
     requested = daemon.tick()
     assert requested[TRANSLATION] == {str(multi(JOB, lang)) for lang in LANGS}
 

@@ -66,6 +66,10 @@ def step_error(failure_data: Any) -> str:
     # Dagster wraps the user's exception; the cause is what the user can act on
     while error is not None and error.cause is not None and "DagsterExecution" in error.cls_name:
         error = error.cause
+    if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
+        # "N blocking asset check(s) failed with ERROR severity:" and then one "asset: check" a line
+        failed = [line.strip() for line in error.message.splitlines()[1:] if line.strip()]
+        return one_line(f"blocking check failed: {', '.join(failed) or '?'}", "step failed")
     return one_line(error.message if error else None, "step failed")
 
 

@@ -25,8 +25,7 @@ class StageManifestIOManager(dg.ConfigurableIOManager):
     def _manifest_path(self, metadata, partition_key):
         spec = StageSpec.from_metadata(metadata)
         job, lang = partition_parts(partition_key)
-        directory = self.store.paths.stage_dir(spec.domain, job, spec.dir_name, lang)
-        return directory / MANIFEST_NAME
+        return self.store.paths.dir_of(spec, job, lang) / MANIFEST_NAME
 
     def handle_output(self, context: dg.OutputContext, obj: StageManifest) -> None:
         path = self._manifest_path(context.definition_metadata, context.partition_key)

@@ -86,4 +86,4 @@ def read_manifest(path: Path) -> StageManifest | None:
 
 def stage_manifest(paths: StagePaths, spec: StageSpec, job: str, lang: str | None = None) -> StageManifest | None:
     """A stage's current manifest for one partition, if it has one."""
-    return read_manifest(paths.stage_dir(spec.domain, job, spec.dir_name, lang) / MANIFEST_NAME)
+    return read_manifest(paths.dir_of(spec, job, lang) / MANIFEST_NAME)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +38,18 @@ class StagePaths:
             path = path / lang
         return path
 
+    def outbox_dir(self, domain: str, job: str) -> Path:
+        """`ROOT/outbox/<domain>/<job>/`: a job's deliverables, where users pick them up."""
+        if not KEY_PATTERN.match(job):
+            raise ValueError(f"not a stageflow job key: {job!r}")
+        return self.root / "outbox" / domain / job
+
+    def dir_of(self, spec: "StageSpec", job: str, lang: str | None = None) -> Path:
+        """The directory of one partition of the stage `spec`."""
+        if spec.outbox:
+            return self.outbox_dir(spec.domain, job)
+        return self.stage_dir(spec.domain, job, spec.dir_name, lang)
+
     def inbox(self, kind: str) -> Path:
         return self.root / "inbox" / kind
 
@@ -52,18 +67,22 @@ class StagePaths:
 
 @dataclass(frozen=True)
 class StageSpec:
-    """A stage's place on disk: `ROOT/<domain>/<job>/<dir_name>[/<lang>]`."""
+    """A stage's place on disk: `ROOT/<domain>/<job>/<dir_name>[/<lang>]`, or with `outbox`
+    the job's outbox folder `ROOT/outbox/<domain>/<job>/`, which is replaced as a whole."""
 
     domain: str
     dir_name: str
+    outbox: bool = False
 
     @property
     def metadata(self) -> dict[str, str]:
-        return {"stageflow/domain": self.domain, "stageflow/stage_dir": self.dir_name}
+        place = {"stageflow/place": "outbox"} if self.outbox else {}
+        return {"stageflow/domain": self.domain, "stageflow/stage_dir": self.dir_name, **place}
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> "StageSpec":
-        return cls(metadata["stageflow/domain"], metadata["stageflow/stage_dir"])
+        return cls(metadata["stageflow/domain"], metadata["stageflow/stage_dir"],
+                   metadata.get("stageflow/place") == "outbox")
 
 
 def temp_name(final: Path, run_id: str) -> Path:
@@ -89,3 +108,56 @@ def atomic_path(final: Path) -> Iterator[Path]:
 def write_text_atomic(final: Path, text: str) -> None:
     with atomic_path(final) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def staging_dir(final: Path, run_id: str) -> Path:
+    """A hidden sibling of the folder `final` to build its next version in (same file system)."""
+    return final.with_name(f".{final.name}{TEMP_MARK}{run_id[:8]}")
+
+
+def remove_staging_dirs(final: Path) -> None:
+    """Leftover staging folders of `final` (a run killed while building one)."""
+    if final.parent.is_dir():
+        for leftover in final.parent.glob(f".{final.name}{TEMP_MARK}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def replace_dir(staging: Path, final: Path) -> None:
+    """Put the complete folder `staging` in the place of `final` in one step.
+
+    A reader of `final` sees the old folder or the new one, never a mix: a first version is one
+    rename; a later one is swapped in with renameat2(RENAME_EXCHANGE) (Linux 3.15+) and the old
+    one, now at `staging`, removed. Where the file system cannot swap, the old folder is renamed
+    aside first, and for that instant `final` is absent rather than half written.
+    """
+    try:
+        os.rename(staging, final)  # a directory renamed onto nothing or onto an empty one
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    if not _exchange(staging, final):
+        aside = final.with_name(f".{final.name}{TEMP_MARK}old-{os.getpid()}")
+        os.rename(final, aside)
+        os.rename(staging, final)
+        staging = aside
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # not glibc 2.28+
+        return False
+    at_fdcwd = -100
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    if done == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # the file system cannot swap
+        return False
+    raise OSError(code, os.strerror(code), str(b))

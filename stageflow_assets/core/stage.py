@@ -12,6 +12,7 @@ import functools
 import inspect
 import os
 import resource
+import shutil
 import time
 import traceback
 from contextlib import contextmanager
@@ -33,7 +34,16 @@ from stageflow_assets.core.manifest import (
     read_manifest,
 )
 from stageflow_assets.core.metadata import manifest_metadata
-from stageflow_assets.core.paths import TEMP_MARK, StagePaths, StageSpec, temp_name, write_text_atomic
+from stageflow_assets.core.paths import (
+    TEMP_MARK,
+    StagePaths,
+    StageSpec,
+    remove_staging_dirs,
+    replace_dir,
+    staging_dir,
+    temp_name,
+    write_text_atomic,
+)
 
 FORCE_TAG = "stageflow/force"
 # every run that touches a job carries its key, whoever launched it (CLI, sensor, automation,
@@ -57,14 +67,29 @@ def partition_parts(partition_key: Any) -> tuple[str, str | None]:
 class StageLog:
     path: Path
     context: Any = None
+    # an outbox stage holds its lines until it knows which folder ends up in place
+    pending: list[str] | None = None
 
     def __call__(self, message: str, level: str = "info") -> None:
         stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(f"{stamp} {level.upper():5} {message}\n")
+        line = f"{stamp} {level.upper():5} {message}\n"
+        if self.pending is not None:
+            self.pending.append(line)
+        else:
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(line)
         # info lines stay in stage.log: each Dagster log event costs a database write
         if self.context is not None and level != "info":
             getattr(self.context.log, level)(message)
+
+    def flush(self, path: Path | None = None) -> None:
+        """Append the held lines to `path` (default: the log's own)."""
+        if self.pending:
+            target = path or self.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("a", encoding="utf-8") as fh:
+                fh.writelines(self.pending)
+            self.pending = []
 
 
 @dataclass
@@ -80,12 +105,16 @@ class StageWriter:
     preview: str | None = None
     status: str = "success"
     declared: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)  # (final path, record fields)
+    staging: Path | None = None  # an outbox stage's next folder, put in place whole on success
 
     def output(self, name: str, kind: str, fmt: str = "", language: str | None = None) -> Path:
         """A temp path to write `name` to; it is renamed into place when the stage succeeds."""
         final = self.directory / name
         self.declared.append((final, {"kind": kind, "format": fmt, "language": language}))
-        return temp_name(final, self.run_id)
+        return self.produced(final)
+
+    def produced(self, final: Path) -> Path:
+        return self.staging / final.name if self.staging is not None else temp_name(final, self.run_id)
 
     def skip(self, reason: str) -> None:
         """Record the stage as skipped (no outputs), e.g. a language no backend serves."""
@@ -110,14 +139,16 @@ class StageInput:
     kind: str = ""
 
 
-def _record(paths: StagePaths, path: Path, **extra: Any) -> FileRecord:
-    if not path.is_file():
+def _record(paths: StagePaths, path: Path, content: Path | None = None, **extra: Any) -> FileRecord:
+    """`path` as recorded; `content` is where its bytes are now, if elsewhere (a staging folder)."""
+    content = content or path
+    if not content.is_file():
         raise BadInputError(
             f"{path}: the input file is gone; restore it (or re-materialize the asset that made it)",
             input=str(path),
         )
     return FileRecord(
-        path=paths.relative(path), sha256=sha256_file(path), bytes=path.stat().st_size, **extra
+        path=paths.relative(path), sha256=sha256_file(content), bytes=content.stat().st_size, **extra
     )
 
 
@@ -149,12 +180,18 @@ def run_stage(
 ) -> dg.Output[StageManifest]:
     """Run `work` for this asset partition in its own stage dir and describe the result."""
     job, lang = partition_parts(context.partition_key)
-    directory = paths.stage_dir(spec.domain, job, spec.dir_name, lang)
-    directory.mkdir(parents=True, exist_ok=True)
-    _remove_temps(directory)
-    log = StageLog(directory / STAGE_LOG_NAME, context)
+    directory = paths.dir_of(spec, job, lang)
     stage = context.asset_key.to_user_string()
     run_id = context.run.run_id
+    staging = None
+    if spec.outbox:  # built beside it, so the folder appears (or changes) complete, never half
+        remove_staging_dirs(directory)
+        staging = staging_dir(directory, run_id)
+        staging.mkdir(parents=True)
+    else:
+        directory.mkdir(parents=True, exist_ok=True)
+    _remove_temps(directory)
+    log = StageLog(directory / STAGE_LOG_NAME, context, pending=[] if spec.outbox else None)
     code_version = context.assets_def.code_versions_by_key.get(context.asset_key) or ""
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -205,18 +242,21 @@ def run_stage(
                     fingerprint=fingerprint,
                 )
             )
+            if staging is not None:
+                _discard_staging(staging, directory, previous, log)
             return _as_output(paths, directory, manifest)
 
-        writer = StageWriter(directory=directory, run_id=run_id, log=log)
+        writer = StageWriter(directory=directory, run_id=run_id, log=log, staging=staging)
         with writer.timed("work"):
             work(writer)
         outputs = []
         for final, extra in writer.declared:
-            produced = temp_name(final, run_id)
+            produced = writer.produced(final)
             if not produced.is_file():
                 raise StageError(f"{stage} did not produce {final.name}", expected=str(final))
-            os.replace(produced, final)
-            outputs.append(_record(paths, final, **extra))
+            if staging is None:
+                os.replace(produced, final)
+            outputs.append(_record(paths, final, produced if staging is not None else None, **extra))
         manifest = StageManifest(
             **base,
             status=writer.status,
@@ -230,6 +270,11 @@ def run_stage(
             timings=writer.timings,
             resources={"process_peak_rss_mb": _peak_rss_mb()},
         )
+        if staging is not None:
+            log(f"{writer.status} in {manifest.duration_s:.2f}s: {len(outputs)} output(s)")
+            output = _as_output(paths, directory, manifest, preview=writer.preview)
+            _publish_staging(staging, directory, output.value, log)
+            return output
         kept = {Path(r.path).name for r in outputs} | _KEEP
         for stale in directory.iterdir():
             if stale.is_file() and stale.name not in kept:
@@ -242,6 +287,8 @@ def run_stage(
             # stopped on purpose (Ctrl-C, Terminate, SIGTERM): the run ends CANCELED, not FAILURE
             _note_interrupt(context, run_id)
         _remove_temps(directory)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         error = _error_record(exc)
         failed = StageManifest(
             **base,
@@ -252,6 +299,7 @@ def run_stage(
         )
         write_text_atomic(directory / FAILED_MANIFEST_NAME, failed.model_dump_json(indent=2))
         log(f"failed: {error.message}", "error")
+        log.flush()
         if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
             # not retried (Dagster's retry policy would run the step again): the run is canceling
             raise dg.Failure(description=f"{stage} [{base['partition']}] interrupted: the run was canceled",
@@ -303,6 +351,25 @@ def one_line_failures(body: Callable[..., Any]) -> Callable[..., Any]:
             raise_as_failure(exc)
 
     return wrapper
+
+
+def _publish_staging(staging: Path, directory: Path, manifest: StageManifest, log: StageLog) -> None:
+    """The staging folder, completed with the manifest and the log so far, in place of `directory`."""
+    if (directory / STAGE_LOG_NAME).is_file():
+        shutil.copyfile(directory / STAGE_LOG_NAME, staging / STAGE_LOG_NAME)
+    log.flush(staging / STAGE_LOG_NAME)
+    (staging / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+    replace_dir(staging, directory)
+
+
+def _discard_staging(staging: Path, directory: Path, kept: StageManifest, log: StageLog) -> None:
+    """Reused outputs: the folder stays; what is not one of them (an old failure's notice) goes."""
+    shutil.rmtree(staging, ignore_errors=True)
+    names = {Path(r.path).name for r in kept.outputs} | {MANIFEST_NAME, STAGE_LOG_NAME}
+    for stale in directory.iterdir():
+        if stale.is_file() and stale.name not in names:
+            stale.unlink(missing_ok=True)
+    log.flush()
 
 
 def _note_interrupt(context: dg.AssetExecutionContext, run_id: str) -> None:

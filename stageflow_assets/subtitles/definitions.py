@@ -9,12 +9,13 @@ from stageflow_assets.subtitles.jobs import (
     subtitle_source_job,
 )
 from stageflow_assets.subtitles.mux_assets import subtitled_video
+from stageflow_assets.subtitles.outbox_assets import subtitle_outbox
 from stageflow_assets.subtitles.subtitle_assets import subtitles
 from stageflow_assets.subtitles.translation_assets import translation
-from stageflow_assets.subtitles.sensors import video_inbox_sensor
+from stageflow_assets.subtitles.sensors import inbox_chain_sensor, video_inbox_sensor
 
 defs = dg.Definitions(
-    assets=[source_video, audio, transcript, cues, translation, subtitles, subtitled_video],
+    assets=[source_video, audio, transcript, cues, translation, subtitles, subtitled_video, subtitle_outbox],
     jobs=[subtitle_source_job, subtitle_language_job, subtitle_mux_job],
-    sensors=[video_inbox_sensor],
+    sensors=[video_inbox_sensor, inbox_chain_sensor],
 )

@@ -6,6 +6,7 @@ import dagster as dg
 
 from stageflow_assets.subtitles.assets import audio, cues, source_video, transcript
 from stageflow_assets.subtitles.mux_assets import subtitled_video
+from stageflow_assets.subtitles.outbox_assets import subtitle_outbox
 from stageflow_assets.subtitles.subtitle_assets import subtitles
 from stageflow_assets.subtitles.translation_assets import translation
 
@@ -25,7 +26,7 @@ subtitle_language_job = dg.define_asset_job(
 )
 subtitle_mux_job = dg.define_asset_job(
     "subtitle_mux_job",
-    selection=dg.AssetSelection.assets(subtitled_video),
-    description="Mux a video's subtitle tracks into an MKV.",
+    selection=dg.AssetSelection.assets(subtitled_video, subtitle_outbox),
+    description="Mux a video's subtitle tracks into an MKV and deliver the files to its outbox folder.",
     tags=DOMAIN_TAGS,
 )

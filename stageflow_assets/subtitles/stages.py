@@ -10,3 +10,5 @@ CUES = StageSpec(DOMAIN, "04_cues")
 TRANSLATION = StageSpec(DOMAIN, "05_translation")
 SUBTITLES = StageSpec(DOMAIN, "06_subtitles")
 SUBTITLED_VIDEO = StageSpec(DOMAIN, "07_subtitled_video")
+# the deliverables: `ROOT/outbox/subtitles/<job>/`, where users pick them up
+OUTBOX = StageSpec(DOMAIN, "outbox", outbox=True)

@@ -13,12 +13,13 @@ from stageflow_assets.vocabulary.jobs import (
     vocabulary_deck_job,
 )
 from stageflow_assets.vocabulary.media_assets import card_images, pronunciation_audio
+from stageflow_assets.vocabulary.outbox_assets import deck_outbox
 from stageflow_assets.vocabulary.resources import vocabulary_resources
 from stageflow_assets.vocabulary.sensors import claude_batch_sensor, words_inbox_sensor
 
 defs = dg.Definitions(
     assets=[word_list, claude_batch_requests, claude_batch, claude_batch_results, word_analysis,
-            pronunciation_audio, card_images, anki_deck, anki_sync],
+            pronunciation_audio, card_images, anki_deck, anki_sync, deck_outbox],
     asset_checks=VOCABULARY_CHECKS,
     jobs=[vocabulary_deck_job, anki_sync_job, claude_batch_job, claude_batch_ingest_job],
     sensors=[words_inbox_sensor, claude_batch_sensor],

@@ -17,6 +17,8 @@ from typing import Callable
 import dagster as dg
 
 from stageflow_assets.core.keys import slug
+from stageflow_assets.core.manifest import stage_manifest
+from stageflow_assets.core.outbox import run_failure_line, write_failure_notice
 from stageflow_assets.core.paths import StagePaths, atomic_path
 from stageflow_assets.core.pipeline import PipelineError, RunSequence, manifest_for
 from stageflow_assets.vocabulary import stages
@@ -47,6 +49,7 @@ class VocabResult:
     deck_reused: bool = False
     analysis: dict = field(default_factory=dict)
     sync: dict = field(default_factory=dict)
+    outbox: Path | None = None  # the deck's outbox folder, delivered by the deck run
 
 
 def run_vocab(
@@ -59,9 +62,18 @@ def run_vocab(
     instance.add_dynamic_partitions(word_list_partitions.name, [job])
     result = VocabResult(job=job)
     runs = RunSequence(instance, job, force, progress, result.runs, max_runtime_s=max_runtime_s)
-    if not _batch_path(paths, words, job, runs, progress):
-        progress(f"deck {deck!r} ({job}): parse, analyse, speak, build")
-        runs.run("deck", "vocabulary_deck_job", word_list_partitions, job)
+    try:
+        if not _batch_path(paths, words, job, runs, progress):
+            progress(f"deck {deck!r} ({job}): parse, analyse, speak, build")
+            runs.run("deck", "vocabulary_deck_job", word_list_partitions, job)
+    except PipelineError as exc:
+        run = instance.get_run_by_id(exc.run_id) if exc.run_id else None
+        line = run_failure_line(instance, run) if run is not None else str(exc)
+        write_failure_notice(paths, stages.DOMAIN, job, line, exc.run_id)
+        raise
+    delivered = stage_manifest(paths, stages.OUTBOX, job)
+    if delivered is not None and delivered.status == "success":
+        result.outbox = paths.dir_of(stages.OUTBOX, job)
     result.analysis = manifest_for(paths, stages.WORD_ANALYSIS, job).details
     built = manifest_for(paths, stages.ANKI_DECK, job)
     result.deck = built.details

@@ -13,3 +13,5 @@ ANKI_SYNC = StageSpec(DOMAIN, "06_anki_sync")
 CLAUDE_BATCH_REQUESTS = StageSpec(DOMAIN, "01a_claude_batch_requests")
 CLAUDE_BATCH = StageSpec(DOMAIN, "01b_claude_batch")
 CLAUDE_BATCH_RESULTS = StageSpec(DOMAIN, "01c_claude_batch_results")
+# the deliverable: `ROOT/outbox/vocabulary/<job>/`, where users pick it up
+OUTBOX = StageSpec(DOMAIN, "outbox", outbox=True)
