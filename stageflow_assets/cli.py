@@ -359,6 +359,29 @@ def events(job: str | None, follow: bool) -> None:
 
 
 @main.command()
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, metavar="DATE",
+              help="First day (YYYY-MM-DD, STAGEFLOW_TIMEZONE); default: the day of the instance's first run.")
+@click.option("--job", default=None, metavar="KEY", help="Only this stageflow job (a video, a deck, a journey).")
+def costs(since, job: str | None) -> None:
+    """Claude's token usage and cost per job, per day and in total (Messages and batch rates apart),
+    read from the daily_usage partitions; days not counted there yet, today included, are computed
+    live from the event log. Prints `key: value` lines."""
+    from stageflow_assets.core.days import TIMEZONE, today
+    from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.usage.ledger import cost_ledger, job_has_runs, ledger_lines
+
+    first = since.date() if since is not None else None
+    if first is not None and first > today(TIMEZONE):
+        _fail(f"--since {first}: that day has not come yet ({TIMEZONE})", code=EXIT_BAD_INPUT)
+    instance = _instance()
+    if job is not None and not job_has_runs(instance, job):
+        _fail(f"--job {job}: no run of that job in this instance (`stageflow events` lists the jobs' runs)",
+              code=EXIT_BAD_INPUT)
+    for line in ledger_lines(cost_ledger(instance, StageStore().paths, TIMEZONE, first), job):
+        click.echo(line)
+
+
+@main.command()
 @click.option("--name", required=True, help="This worker's name: runs it executes are tagged stageflow/worker=NAME.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs at once (pool processes, each keeping its Whisper model warm).")

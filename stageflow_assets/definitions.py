@@ -16,6 +16,7 @@ from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.providers.llm import ClaudeResource
 from stageflow_assets.subtitles.definitions import defs as subtitle_defs
 from stageflow_assets.subtitles.translators import TranslationSettings
+from stageflow_assets.usage.definitions import defs as usage_defs
 from stageflow_assets.vocabulary.definitions import defs as vocabulary_defs
 from stageflow_assets.vocabulary.definitions import resources as vocabulary_resources
 from stageflow_assets.subtitles.rules import SubtitleRules
@@ -64,4 +65,4 @@ shared = dg.Definitions(
     executor=dg.in_process_executor,
 )
 
-defs = dg.Definitions.merge(subtitle_defs, vocabulary_defs, journey_defs, shared)
+defs = dg.Definitions.merge(subtitle_defs, vocabulary_defs, journey_defs, usage_defs, shared)

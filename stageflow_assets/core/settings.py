@@ -49,3 +49,25 @@ def configured_languages() -> tuple[str, ...]:
     raw = os.environ.get("STAGEFLOW_LANGUAGES", "")
     langs = tuple(dict.fromkeys(p.strip().lower() for p in raw.split(",") if p.strip()))
     return langs or DEFAULT_LANGUAGES
+
+
+TIMEZONE_ENV = "STAGEFLOW_TIMEZONE"
+
+
+def configured_timezone() -> str:
+    """The IANA zone days are counted in (`STAGEFLOW_TIMEZONE`, default UTC): the daily partitions
+    and the schedules' execution timezone."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = (os.environ.get(TIMEZONE_ENV) or "UTC").strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{TIMEZONE_ENV}={name!r} is not a time zone: use an IANA name such as "
+                         "Europe/Berlin or UTC") from None
+    return name
+
+
+def schedule_cron(name: str, default: str) -> str:
+    """A schedule's cron string: `STAGEFLOW_<NAME>_CRON`, else `default` (in the configured zone)."""
+    return (os.environ.get(f"STAGEFLOW_{name.upper()}_CRON") or default).strip()

@@ -26,14 +26,21 @@ class LLMConfirmation:
     def __init__(self, llm) -> None:
         self.llm = llm
         self.label = f"llm:{llm.name}"
+        self.review: dict | None = None  # the last call: backend, model, usage (what it cost)
+
+    def take_review(self) -> dict | None:
+        """The last call's backend, model and usage, once (the check's record item keeps them)."""
+        review, self.review = self.review, None
+        return review
 
     def __call__(self, text: str, matches) -> bool:
         listed = "\n".join(f"- {m.term} ({m.category}), written as: {m.found}" for m in matches)
         prompt = f"Flagged entries:\n{listed}\n\nText:\n{text}"
         try:
-            reply, model, _ = self.llm.complete(SYSTEM, prompt, temperature=0.0)
+            reply, model, parameters = self.llm.complete(SYSTEM, prompt, temperature=0.0)
         except StageError as exc:
             self.label = f"llm:{self.llm.name} (no answer: {exc.message[:80]}; block kept)"
             return True
         self.label = f"llm:{model}"
+        self.review = {"backend": self.llm.name, "model": model, "usage": parameters.get("usage")}
         return reply.strip().strip(".").upper() != "HARMLESS"

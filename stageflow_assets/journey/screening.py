@@ -44,8 +44,10 @@ def screen_prompt(job: JourneyJob, translators: Translators, confirm: Callable |
 def _blocked(doc: PromptDoc, text_of: str, text: str, confirm: Callable | None, rec: StageRecording) -> bool:
     verdict = check_86a(text, confirm)
     doc.checks.append(_result(text_of, verdict))
+    backend, usage = _review(confirm)
     rec.add("safety_check", content=verdict.summary() or f"{verdict.check}: no match",
-            parameters={"check": verdict.check, "text_of": text_of}, metadata=verdict.as_dict())
+            parameters={"check": verdict.check, "text_of": text_of}, metadata={**verdict.as_dict(), **usage},
+            **backend)
     if verdict.blocked:
         doc.blocked, doc.blocked_summary = True, verdict.summary()
         rec.add("blocked", content=verdict.summary(), metadata={"text_of": text_of, **verdict.as_dict()})
@@ -58,13 +60,25 @@ def clear_outputs(text: str, job: JourneyJob, confirm: Callable | None, rec: Sta
     for index, spec in enumerate(job.outputs, start=1):
         config = OutputConfig.parse(spec)
         verdict = check_output(text, job.safety, confirm)
+        backend, usage = _review(confirm)
         outputs.append(OutputClearance(index=index, spec=spec, config=config.as_dict(), level=job.safety,
                                        blocked=verdict.blocked, summary=verdict.summary(), verdict=verdict.as_dict()))
         rec.add("output_safety_check", output_index=index,
                 content=verdict.summary() or f"{verdict.check}: no match",
                 parameters={"check": verdict.check, "level": job.safety, "output": config.label()},
-                metadata=verdict.as_dict())
+                metadata={**verdict.as_dict(), **usage}, **backend)
         if verdict.blocked:
             rec.add("output_blocked", output_index=index, content=verdict.summary(),
                     metadata={"output": config.label(), "level": job.safety})
     return ClearanceDoc(text=text, level=job.safety, outputs=outputs)
+
+
+def _review(confirm: Callable | None) -> tuple[dict, dict]:
+    """(backend and model, usage) of the LLM review the last check asked for, if it asked one:
+    what the check's record item names and what it cost."""
+    take = getattr(confirm, "take_review", None)
+    review = take() if take is not None else None
+    if not review:
+        return {}, {}
+    return {"backend": review["backend"], "model": review["model"]}, (
+        {"usage": review["usage"]} if review.get("usage") else {})

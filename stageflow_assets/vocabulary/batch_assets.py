@@ -291,6 +291,8 @@ def claude_batch_results(
             messages_fallback=[f.headword for f in to_messages][:200],
             unexpected_custom_ids=unexpected[:20],
             llm_batch_usage=usage.model_dump(), cost_rate="batch (50% of the Messages price)",
+            # this round's own usage (llm_batch_usage is every round's so far): what daily_usage counts
+            llm_batch_round_usage=round_usage.model_dump(),
             breaker=lexicon.claude.breaker_state(),
         )
         if to_messages:

@@ -15,6 +15,7 @@ from stageflow_assets.vocabulary.jobs import (
 from stageflow_assets.vocabulary.media_assets import card_images, pronunciation_audio
 from stageflow_assets.vocabulary.outbox_assets import deck_outbox
 from stageflow_assets.vocabulary.resources import vocabulary_resources
+from stageflow_assets.vocabulary.schedules import nightly_deck_sync
 from stageflow_assets.vocabulary.sensors import claude_batch_sensor, words_inbox_sensor
 
 defs = dg.Definitions(
@@ -23,5 +24,6 @@ defs = dg.Definitions(
     asset_checks=VOCABULARY_CHECKS,
     jobs=[vocabulary_deck_job, anki_sync_job, claude_batch_job, claude_batch_ingest_job],
     sensors=[words_inbox_sensor, claude_batch_sensor],
+    schedules=[nightly_deck_sync],
 )
 resources = vocabulary_resources()
