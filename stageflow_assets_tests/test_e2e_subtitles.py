@@ -72,7 +72,10 @@ def test_deliverables_parse_and_mkv_tracks_are_tagged(first_run):
         assert all(e.end > e.start for e in srt)
         assert [e.start for e in srt] == sorted(e.start for e in srt)
     translation_es = _manifest(job, "05_translation", "es")
-    assert translation_es["details"]["cues"] == len(pysubs2.load(str(out / f"{job}.es.srt")))
+    subtitles_es = _manifest(job, "06_subtitles", "es")["details"]
+    # every translated cue is in the subtitles, a long one split in two (issue 11)
+    assert translation_es["details"]["cues"] == subtitles_es["source_cues"]
+    assert subtitles_es["cues"] == len(pysubs2.load(str(out / f"{job}.es.srt"))) >= subtitles_es["source_cues"]
     # the QC checks ran in each language run, each naming every rule's count
     instance = dg.DagsterInstance.get()
     for line in result.value("run"):
@@ -86,10 +89,22 @@ def test_deliverables_parse_and_mkv_tracks_are_tagged(first_run):
                    r.event_log_entry.dagster_event.event_specific_data for r in records}
         assert {"qc_errors", "qc_warnings", "cue_count_matches_source"} <= set(by_name), what
         assert by_name["qc_errors"].passed and by_name["cue_count_matches_source"].passed
-        violations = by_name["qc_warnings"].metadata["violations"].value
-        assert {"line_length", "reading_speed", "frame_gap"} <= set(violations)
+        assert {"line_length", "line_count", "duration"} <= set(by_name["qc_errors"].metadata["violations"].value)
+        assert {"reading_speed", "frame_gap"} <= set(by_name["qc_warnings"].metadata["violations"].value)
     streams = _subtitle_streams(out / f"{job}.mkv")
     assert [(s["codec_name"], s["tags"]["language"]) for s in streams] == [("subrip", "spa"), ("subrip", "cat")]
+
+
+def test_every_language_meets_the_hard_rules(first_run):
+    """Issue 11 on a real clip: the Spanish of its third cue needs three lines in one cue (before,
+    a three-line cue); split, every language keeps two lines, durations and gaps, and QC's
+    blocking check finds no hard violation."""
+    from stageflow_assets_tests.test_cue_fitting import assert_language_meets_hard_rules, hard_rule_report
+
+    result, out, _ = first_run
+    job = result.value("job")[0]
+    for lang in ("es", "ca"):
+        assert_language_meets_hard_rules(hard_rule_report(out, job, lang, result), lang)
 
 
 def test_rerun_reuses_asr_and_new_language_runs_only_its_stages(first_run, tmp_path):

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from stageflow_assets.subtitles.linebreak import graphemes
 from stageflow_assets.subtitles.rules import SubtitleRules
 
-# severities: ERROR rules make the file unusable; WARN rules are what a QC reviewer flags
-ERROR_RULES = ("overlap", "non_monotonic", "empty")
+# severities: ERROR rules are the hard rules every language must meet (an unusable file, or a
+# cue no viewer can read: too many or too long lines, too short or too long on screen);
+# WARN rules are what a QC reviewer flags
+ERROR_RULES = ("overlap", "non_monotonic", "empty", "line_length", "line_count", "duration")
 WARN_RULES = (
-    "line_length", "line_count", "duration", "reading_speed", "frame_gap", "unknown_words",
-    "repeated_ngrams", "phantom_phrases", "glossary",
+    "reading_speed", "frame_gap", "unknown_words", "repeated_ngrams", "phantom_phrases", "glossary",
 )
 PHANTOM_PHRASES = (
     "thank you for watching", "thanks for watching", "please subscribe",

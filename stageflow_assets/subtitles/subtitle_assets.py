@@ -10,6 +10,7 @@ from stageflow_assets.core.stage import StageInput, StageWriter, partition_parts
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.subtitles import qc, stages
 from stageflow_assets.subtitles.assets import GROUP, stage_input
+from stageflow_assets.subtitles.fitting import fit_translation
 from stageflow_assets.subtitles.linebreak import break_lines
 from stageflow_assets.subtitles.models import TranslationDoc
 from stageflow_assets.subtitles.partitions import job_language_partitions
@@ -21,29 +22,33 @@ from stageflow_assets.subtitles.automation import INBOX_EAGER
 QC_ERRORS_CHECK, QC_WARNINGS_CHECK = "qc_errors", "qc_warnings"
 QC_CHECKS = [
     dg.AssetCheckSpec(QC_ERRORS_CHECK, asset="subtitles", blocking=True, partitions_def=job_language_partitions,
-                      description="ERROR, blocks the mux: overlapping, non-monotonic or empty cues."),
+                      description="ERROR, blocks the mux: overlapping, non-monotonic or empty cues, more lines "
+                                  "than allowed, lines too long, durations outside the limits."),
     dg.AssetCheckSpec(QC_WARNINGS_CHECK, asset="subtitles", partitions_def=job_language_partitions,
-                      description="WARN: line length and count, duration, reading speed, frame gaps, "
-                                  "unknown words, repeated n-grams, phantom phrases, glossary."),
+                      description="WARN: reading speed, frame gaps, unknown words, repeated n-grams, "
+                                  "phantom phrases, glossary."),
 ]
 FORMATS = (("srt", "srt"), ("vtt", "vtt"), ("ass", "ass"))
 
 
 @dg.asset(
-    partitions_def=job_language_partitions, group_name=GROUP, code_version="2",
+    partitions_def=job_language_partitions, group_name=GROUP, code_version="3",
     kinds={"pysubs2"}, automation_condition=INBOX_EAGER, metadata=stages.SUBTITLES.metadata,
     check_specs=QC_CHECKS,
 )
 @one_line_failures
 def subtitles(
     context: dg.AssetExecutionContext, storage: StageStore, rules: SubtitleRules,
-    style: SubtitleStyle, translation: StageManifest,
+    style: SubtitleStyle, translation: StageManifest, source_video: StageManifest,
 ):
     """SRT, WebVTT and styled ASS files for one job × language, lines broken by the rules.
 
-    The QC of every rule (overlaps, empty cues, line length and count, duration, reading
-    speed, frame gaps, unknown words, repeats, phantom phrases, glossary) is written as
-    `qc.json` and reported by the `qc_errors` (blocking) and `qc_warnings` asset checks.
+    Every language's text is laid onto the source timing within the hard rules (`fitting.py`):
+    a cue whose text does not fit two lines is split, or re-flowed with its neighbours, never
+    past the video's end; the metadata's `fitting` counts them. The QC of every rule (overlaps,
+    empty cues, line length and count, duration, reading speed, frame gaps, unknown words,
+    repeats, phantom phrases, glossary) is written as `qc.json` and reported by the
+    `qc_errors` (blocking: the hard rules) and `qc_warnings` asset checks.
     """
     paths = storage.paths
     _, lang = partition_parts(context.partition_key)
@@ -56,7 +61,15 @@ def subtitles(
             return
         doc = TranslationDoc.model_validate_json(inputs[0].path.read_text(encoding="utf-8"))
         width = rules.line_chars(lang)
-        lined = [(c, break_lines(c.text, lang, width, rules.max_lines)) for c in doc.cues]
+        fitted = fit_translation(doc.cues, [c.text for c in doc.cues], lang, rules, doc.fps,
+                                 video_end=source_video.details.get("duration_s"))
+        lined = [(c, break_lines(c.text, lang, width, rules.max_lines)) for c in fitted.cues]
+        # glossary misses are named by source cue: report them on its first fitted cue
+        first_cue: dict[int, int] = {}
+        for cue in fitted.cues:
+            for source in cue.sources:
+                first_cue.setdefault(source, cue.index)
+        missing = {first_cue.get(index, index): terms for index, terms in doc.glossary_missing.items()}
         subs = pysubs2.SSAFile()
         style.apply(subs)
         for cue, lines in lined:
@@ -66,12 +79,13 @@ def subtitles(
             subs.save(str(out.output(f"subtitles.{ext}", kind=fmt, fmt=fmt, language=lang)), format_=fmt)
         found = qc.violations(
             [qc.QcCue(c.index, c.start, c.end, lines) for c, lines in lined], lang, rules, doc.fps,
-            unknown_words=doc.unknown_words, missing_terms=doc.glossary_missing,
+            unknown_words=doc.unknown_words, missing_terms=missing,
         )
         out.output("qc.json", kind="qc", fmt="json", language=lang).write_text(
             json.dumps(found, indent=1, ensure_ascii=False), encoding="utf-8"
         )
-        out.details.update(cues=len(subs), violations=qc.counts(found))
+        out.details.update(cues=len(subs), source_cues=len(doc.cues), fitting=fitted.summary(),
+                           unfit_source_cues=fitted.unfit[:50], violations=qc.counts(found))
         first = "\n\n".join(subs.to_string("srt").split("\n\n")[:5])
         out.preview = f"```\n{first}\n```"
 
