@@ -64,16 +64,17 @@ def test_mp4_burn_in_ass_and_glossary(speech_video, tmp_path):
 
 
 def test_other_source_language_uses_whisper_for_english_and_skips_unserved(tmp_path):
-    video = sample_video(tmp_path / "francais.mp4", voice="fr",
-                         text="Bonjour. Je m'appelle Marie. J'habite à Paris. J'aime beaucoup le café et le chocolat.")
+    # German: Debian ships no Apertium pair from German (French–Spanish is installed for journeys)
+    video = sample_video(tmp_path / "deutsch.mp4", voice="de",
+                         text="Guten Morgen. Ich heiße Marie. Ich wohne in Berlin. Ich trinke gern Kaffee und esse Schokolade.")
     result = run_cli("subtitles", video, "--lang", "en", "--lang", "es", "--out", tmp_path / "out", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     job = result.value("job")[0]
-    assert _manifest(job, "03_transcript")["details"]["language"] == "fr"
+    assert _manifest(job, "03_transcript")["details"]["language"] == "de"
     english = _manifest(job, "05_translation", "en")
     assert english["config"]["backend"] == "whisper-translate" and english["details"]["own_timing"]
     assert _manifest(job, "05_translation", "es")["status"] == "skipped"
-    assert any(line.startswith("es:") and "fr→es" in line for line in result.value("skipped"))
+    assert any(line.startswith("es:") and "de→es" in line for line in result.value("skipped"))
     text = " ".join(e.plaintext for e in pysubs2.load(str(tmp_path / "out" / f"{job}.en.srt"))).lower()
     assert sum(word in text for word in ("marie", "coffee", "chocolate", "morning")) >= 2, text
     assert [s["tags"]["language"] for s in _streams(tmp_path / "out" / f"{job}.mkv", "s")] == ["eng"]
