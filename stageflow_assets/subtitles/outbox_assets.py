@@ -7,7 +7,7 @@ import dagster as dg
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.io_manager import FAN_IN
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageInput, StageWriter, partition_parts, run_stage
+from stageflow_assets.core.stage import StageInput, StageWriter, one_line_failures, partition_parts, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.subtitles import stages
 from stageflow_assets.subtitles.assets import GROUP, stage_input
@@ -22,6 +22,7 @@ SUBTITLE_FORMATS = ("srt", "vtt", "ass")
     automation_condition=OUTBOX_CONDITION, metadata=stages.OUTBOX.metadata,
     ins={"subtitles": dg.AssetIn(metadata={FAN_IN: True})},
 )
+@one_line_failures
 def subtitle_outbox(
     context: dg.AssetExecutionContext, storage: StageStore, subtitled_video: StageManifest,
     subtitles: dict[str, StageManifest],

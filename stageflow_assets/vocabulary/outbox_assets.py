@@ -6,7 +6,7 @@ import dagster as dg
 
 from stageflow_assets.core.keys import slug
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageWriter, run_stage
+from stageflow_assets.core.stage import StageWriter, one_line_failures, run_stage
 from stageflow_assets.core.storage import StageStore
 from stageflow_assets.vocabulary import stages
 from stageflow_assets.vocabulary.assets import GROUP, stage_input
@@ -17,6 +17,7 @@ from stageflow_assets.vocabulary.partitions import word_list_partitions
     partitions_def=word_list_partitions, group_name=GROUP, code_version="1", kinds={"anki"},
     metadata=stages.OUTBOX.metadata,
 )
+@one_line_failures
 def deck_outbox(context: dg.AssetExecutionContext, storage: StageStore, anki_deck: StageManifest):
     """The deck's Anki package in `$STAGEFLOW_HOME/outbox/vocabulary/<deck key>/<deck slug>.apkg`.
 

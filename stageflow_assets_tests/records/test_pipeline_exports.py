@@ -24,7 +24,8 @@ from stageflow_assets_tests.records.readers import pdf_text, squeeze, unzip
 pytestmark = pytest.mark.slow  # Whisper on a few seconds of speech
 
 SCHEMAS = files("stageflow_assets.records") / "schema"
-SUBTITLE_STAGES = ["source_video", "audio", "transcript", "cues", "translation", "subtitles", "subtitled_video"]
+SUBTITLE_STAGES = ["source_video", "audio", "transcript", "cues", "translation", "subtitles", "subtitled_video",
+                   "subtitle_outbox"]
 DECK = "Records::Food"
 
 
@@ -135,5 +136,8 @@ def test_deck_record_and_exports(deck_job, instance, tmp_path):
     assert [p.name for p in paths_written] == [f"{deck_job.job}{s}" for s in
                                                (".json", ".xml", ".pdf", ".docx", ".crate.zip")]
     crate = ROCrate(unzip(paths_written[-1], tmp_path / "crate"))
-    apkg = [e for e in crate.get_by_type("File") if e.id.endswith(".apkg")]
-    assert len(apkg) == 1 and (tmp_path / "crate" / apkg[0].id).is_file()
+    # the deck stage's package and its copy in the outbox, the same bytes
+    apkg = sorted((e for e in crate.get_by_type("File") if e.id.endswith(".apkg")), key=lambda e: e.id)
+    assert [e.id.split("/")[1] for e in apkg] == ["outbox", "vocabulary"]
+    assert all((tmp_path / "crate" / e.id).is_file() for e in apkg)
+    assert len({(tmp_path / "crate" / e.id).read_bytes() for e in apkg}) == 1
