@@ -35,6 +35,14 @@ def _interrupted(exc: BaseException) -> None:
     sys.exit(EXIT_INTERRUPTED)
 
 
+def shown():
+    """Progress on stderr while a command's runs go (`core.progress`): a live display on a
+    terminal, plain lines otherwise. Stopped before the result lines and the one error line."""
+    from stageflow_assets.core.progress import shown as progress_shown
+
+    return progress_shown()
+
+
 max_runtime_option = click.option(
     "--max-runtime", "max_runtime", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
     help="Cancel a run that goes longer than this (tags it dagster/max_runtime).")
@@ -123,13 +131,15 @@ def subtitles(
                 load_glossary(terms)
             except BadInputError as exc:
                 _fail(exc.message, code=EXIT_BAD_INPUT)
+    instance = _instance()
     try:
-        result = run_subtitles(
-            _instance(), paths, video, [l.lower() for l in languages], out_dir,
-            force=force, progress=lambda line: click.echo(f"  {line}", err=True),
-            glossary=glossary, container=container, burn_in=burn_in.lower() if burn_in else None,
-            max_runtime_s=max_runtime,
-        )
+        with shown() as display:
+            result = run_subtitles(
+                instance, paths, video, [l.lower() for l in languages], out_dir,
+                force=force, progress=display.note,
+                glossary=glossary, container=container, burn_in=burn_in.lower() if burn_in else None,
+                max_runtime_s=max_runtime,
+            )
     except PipelineError as exc:
         _fail(str(exc), exc.run_id)
     except Interrupted as exc:
@@ -205,12 +215,13 @@ def vocab(words: Path, deck: str, language: str, native: str | None, out_dir: Pa
 
     request = SyncRequest(collection=collection, ankiconnect_url=ankiconnect_url, prune=prune) if (
         sync or collection) else None
+    instance = _instance()
     try:
-        result = run_vocab(
-            _instance(), StageStore().paths, words, deck, language.lower(), native, reverse, out_dir,
-            sync=request, force=force, progress=lambda line: click.echo(f"  {line}", err=True),
-            max_runtime_s=max_runtime,
-        )
+        with shown() as display:
+            result = run_vocab(
+                instance, StageStore().paths, words, deck, language.lower(), native, reverse, out_dir,
+                sync=request, force=force, progress=display.note, max_runtime_s=max_runtime,
+            )
     except PipelineError as exc:
         _fail(str(exc), exc.run_id)
     except Interrupted as exc:
@@ -289,12 +300,13 @@ def journey(prompt: str, lang: str, work_lang: str, interception: str, iteration
     options = {"prompt": prompt, "lang": lang, "work_lang": work_lang, "interception": interception,
                "iterations": iterations, "via": [v.strip() for v in (via or "").split(",") if v.strip()],
                "outputs": list(outputs) or ["image"], "seed": seed, "safety": safety, "source": "cli"}
+    instance = _instance()
     try:
-        result = run_journey(
-            _instance(), StageStore().paths, options, out_dir,
-            progress=lambda line: click.echo(f"  {line}", err=True),
-            started=lambda key: click.echo(f"journey: {key}"), max_runtime_s=max_runtime,
-        )
+        with shown() as display:
+            result = run_journey(
+                instance, StageStore().paths, options, out_dir, progress=display.note,
+                started=lambda key: display.out(f"journey: {key}"), max_runtime_s=max_runtime,
+            )
     except PipelineError as exc:
         _fail(str(exc), exc.run_id)
     except Interrupted as exc:
@@ -325,7 +337,7 @@ def reexecute(run_id: str, max_runtime: float | None) -> None:
     instance = _instance()
     extra = {MAX_RUNTIME_TAG: f"{max_runtime:g}"} if max_runtime else {}
     try:
-        with RunWatcher(instance):
+        with shown(), RunWatcher(instance):
             outcome = reexecute_from_failure(instance, run_id, extra)
     except (LookupError, RuntimeError) as exc:
         _fail(str(exc), code=2)
@@ -484,6 +496,7 @@ def run() -> None:
     # a script), and SIGTERM stops it the same way (Dagster does both while a run goes)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    sys.unraisablehook = quiet_interrupts(sys.unraisablehook)
     try:
         main()
     except KeyboardInterrupt:
@@ -506,6 +519,21 @@ def run() -> None:
         # Whisper left alive: ~0.55 s of a short command's exit here, ~0.06 s with them frozen
         # (gc.freeze, public since 3.7). Exit handlers and module teardown run as usual.
         gc.freeze()
+
+
+def quiet_interrupts(hook):
+    """`hook`, but silent on an interrupt that landed in a finalizer (a weakref callback during a
+    garbage collection): Python cannot raise it there and prints an `Exception ignored`
+    traceback. The run watcher interrupts the run again, so the one `stageflow: interrupted:`
+    line still comes, alone."""
+
+    def quiet(unraisable) -> None:
+        dagster = sys.modules.get("dagster")
+        interrupts = (KeyboardInterrupt,) + ((dagster.DagsterExecutionInterruptedError,) if dagster else ())
+        if not isinstance(unraisable.exc_value, interrupts):
+            hook(unraisable)
+
+    return quiet
 
 
 if __name__ == "__main__":

@@ -117,6 +117,13 @@ def test_runs_go_to_both_workers_and_match_the_in_process_result(cluster, speech
     (job,) = result.value("job")
     runs = cluster.runs(job)
     assert len(runs) == 4 and {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
+    # followed through the instance: the workers' steps and each language run as it ended
+    err = result.stderr.splitlines()
+    for stage in ("source_video", "audio", "transcript", "cues", "subtitled_video"):
+        assert [l for l in err if l.startswith(f"  stage {stage} [{job}] done ")], (stage, result.stderr)
+    for lang in ("es", "ca"):
+        assert [l for l in err if l.startswith(f"  stage subtitles [{job}|{lang}] done ")], result.stderr
+        assert [l for l in err if l.startswith(f"  subtitles [{lang}]: ok (run ")], result.stderr
     assert {r.tags[WORKER_TAG] for r in runs} == {"w1", "w2"}  # the languages ran side by side
     workers = {name: cluster.procs[name].pid for name in ("w1", "w2")}
     for run in runs:

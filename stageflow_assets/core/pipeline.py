@@ -9,6 +9,7 @@ import dagster as dg
 
 from stageflow_assets.core.manifest import StageManifest, stage_manifest
 from stageflow_assets.core.paths import StagePaths, StageSpec
+from stageflow_assets.core import progress as display
 from stageflow_assets.core import scaleout
 from stageflow_assets.core.cancel import RunWatcher
 from stageflow_assets.core.instance import database_unreachable
@@ -74,6 +75,7 @@ class RunSequence:
         if self._queue is not None:
             return self._run_queued([PartitionRun(what, job_name, partitions_def, key, run_config)])[0]
         watcher = RunWatcher(self.instance)
+        display.run_started(what)
         try:
             with watcher:
                 outcome = execute_partition(self.instance, job_name, partitions_def, key, self.tags, run_config)
@@ -87,10 +89,13 @@ class RunSequence:
             run_id = next(reversed(watcher.seen), None)  # what the watcher saw before the database went
             hint = f"; once it is back: stageflow reexecute {run_id}" if run_id else ""
             raise PipelineError(f"{what}: {lost}{hint}", run_id) from exc
+        finally:
+            display.run_ended(what)
         if outcome.canceled:
             if outcome.run_id:
                 self.runs.append((what, outcome.run_id))
             raise Interrupted(what, outcome.run_id, self._why(watcher, outcome.run_id))
+        self.progress(display.run_line(what, outcome.success, outcome.run_id))
         self._record(what, outcome)
         return outcome.run_id
 
@@ -154,4 +159,3 @@ class RunSequence:
             self.runs.append((what, outcome.run_id))
         if not outcome.success:
             raise PipelineError(f"{what}: {outcome.error}", outcome.run_id or None)
-        self.progress(f"{what}: ok (run {outcome.run_id})")

@@ -12,6 +12,7 @@ from typing import Callable
 
 import dagster as dg
 
+from stageflow_assets.core import progress as display
 from stageflow_assets.core import scaleout
 from stageflow_assets.core.runs import PartitionRun, RunOutcome, launch_partition, outcome_of_finished
 
@@ -24,6 +25,9 @@ RETRY_WAIT_S = 120.0  # how long a failed run marked to retry may take to get it
 STOPPED_WORKER = "stopped: no heartbeat"  # in the failure the health sensor reports
 AUTO_RETRY_RUN_TAG = "dagster/auto_retry_run_id"
 WILL_RETRY_TAG = "dagster/will_retry"
+PARTITION_TAG = "dagster/partition"
+STEP_POLL_S = 2.0  # a running run's steps are read this often for the display (one query)
+STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
 
 
 class QueuedRuns:
@@ -47,41 +51,41 @@ class QueuedRuns:
         return run_id
 
     def run_all(self, planned: list[PartitionRun]) -> list[tuple[PartitionRun, RunOutcome]]:
-        """Launch every run at once (workers take them side by side), then wait for all of them.
+        """Launch every run at once (workers take them side by side), then follow all of them
+        together: each is reported as it ends, whichever ends first.
 
         A run that failed because its worker stopped is launched once more, for another worker
         (Dagster's own run retries need a code-location origin, which runs launched from outside
         a workspace do not have); the new run records the old one as its parent.
         """
-        ids = [self.submit(request) for request in planned]
-        outcomes = [self.wait(run_id) for run_id in ids]
-        for index, (request, outcome) in enumerate(zip(planned, outcomes)):
-            if not outcome.success and not outcome.canceled and STOPPED_WORKER in (outcome.error or ""):
-                self.progress(f"{request.what}: {outcome.error}; launched again")
-                retry = self.submit(request, {"dagster/parent_run_id": outcome.run_id,
-                                              "dagster/root_run_id": outcome.run_id})
-                outcomes[index] = self.wait(retry)
-        return list(zip(planned, outcomes))
-
-    def wait(self, run_id: str) -> RunOutcome:
-        """Poll the run until it ends; follow Dagster's automatic retry of it if one comes."""
-        failed_at = None
+        followed = [Followed(self, request, self.submit(request)) for request in planned]
+        outcomes: dict[int, RunOutcome] = {}
         while True:
-            run = self.instance.get_run_by_id(run_id)
-            if run is not None and run.is_finished:
-                retry = run.tags.get(AUTO_RETRY_RUN_TAG)
-                if retry:
-                    self.progress(f"run {run_id} failed; following its retry {retry}")
-                    self.open.append(retry)
-                    run_id, failed_at = retry, None
+            # one query for every run still going, as the single-run wait always made
+            runs = {run.run_id: run for run in self.instance.get_runs(filters=dg.RunsFilter(
+                run_ids=[f.run_id for i, f in enumerate(followed) if i not in outcomes]))}
+            for index, run in enumerate(followed):
+                if index in outcomes:
                     continue
-                will_retry = run.status == dg.DagsterRunStatus.FAILURE and run.tags.get(WILL_RETRY_TAG) == "true"
-                failed_at = failed_at or time.monotonic()
-                if not will_retry or time.monotonic() - failed_at > RETRY_WAIT_S:
-                    if run_id in self.open:
-                        self.open.remove(run_id)
-                    return outcome_of_finished(self.instance, run_id)
+                outcome = run.poll(runs.get(run.run_id))
+                if outcome is None or self._launched_again(run, outcome):
+                    continue
+                outcomes[index] = outcome
+                if not outcome.canceled:
+                    self.progress(display.run_line(run.request.what, outcome.success, outcome.run_id))
+            if len(outcomes) == len(followed):
+                return [(request, outcomes[index]) for index, request in enumerate(planned)]
             time.sleep(POLL_S)
+
+    def _launched_again(self, run: "Followed", outcome: RunOutcome) -> bool:
+        if run.relaunched or outcome.success or outcome.canceled or STOPPED_WORKER not in (outcome.error or ""):
+            return False
+        self.progress(f"{run.request.what}: {outcome.error}; launched again")
+        retry = self.submit(run.request, {"dagster/parent_run_id": outcome.run_id,
+                                          "dagster/root_run_id": outcome.run_id})
+        run.follow(retry)
+        run.relaunched = True
+        return True
 
     def cancel_open(self, why: str, grace_s: float = 30.0) -> None:
         """Cancel every run still queued or running (the worker's process is interrupted) and
@@ -109,3 +113,75 @@ class QueuedRuns:
             if all(run is None or run.is_finished for run in runs):
                 return
             time.sleep(POLL_S)
+
+
+class Followed:
+    """One launched run followed in the instance, as the UI follows it: when a worker starts it,
+    its steps (read every `STEP_POLL_S`, one query), its end, and the automatic retry that
+    replaces it if one comes. What it sees goes to the CLI's display (`core.progress`)."""
+
+    def __init__(self, queued: QueuedRuns, request: PartitionRun, run_id: str) -> None:
+        self.queued = queued
+        self.request = request
+        self.relaunched = False
+        self.follow(run_id)
+
+    def follow(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.started = False
+        self.failed_at: float | None = None
+        self.cursor: str | None = None
+        self.steps_read_at = float("-inf")
+        self.step_started: dict[str, float] = {}  # step key -> its STEP_START's timestamp
+
+    def poll(self, run: dg.DagsterRun | None) -> RunOutcome | None:
+        """Look at the run as it is now; its outcome once it (or its retry) has ended."""
+        if run is None:
+            return None
+        if not self.started and (run.status == dg.DagsterRunStatus.STARTED or run.is_finished):
+            self.started = True
+            display.run_started(self.request.what)
+        now = time.monotonic()
+        if self.started and (run.is_finished or now - self.steps_read_at >= STEP_POLL_S):
+            self.steps_read_at = now
+            self.read_steps(run)
+        if not run.is_finished:
+            return None
+        retry = run.tags.get(AUTO_RETRY_RUN_TAG)
+        if retry:
+            self.queued.progress(f"run {self.run_id} failed; following its retry {retry}")
+            self.queued.open.append(retry)
+            self.follow(retry)
+            return None
+        will_retry = run.status == dg.DagsterRunStatus.FAILURE and run.tags.get(WILL_RETRY_TAG) == "true"
+        self.failed_at = self.failed_at or now
+        if will_retry and now - self.failed_at <= RETRY_WAIT_S:
+            return None
+        if self.run_id in self.queued.open:
+            self.queued.open.remove(self.run_id)
+        display.run_ended(self.request.what)
+        return outcome_of_finished(self.queued.instance, self.run_id)
+
+    def read_steps(self, run: dg.DagsterRun) -> None:
+        """The run's steps that started or ended since the last look, to the display."""
+        if display.current() is display.NOTHING:
+            return  # nobody shows them: not even the query
+        partition = run.tags.get(PARTITION_TAG, "")
+        while True:
+            page = self.queued.instance.get_records_for_run(self.run_id, cursor=self.cursor, of_type=STEP_EVENTS,
+                                                            limit=100)
+            for record in page.records:
+                entry = record.event_log_entry
+                event = entry.dagster_event
+                if event is None or not event.step_key:
+                    continue
+                if event.event_type == dg.DagsterEventType.STEP_START:
+                    self.step_started[event.step_key] = entry.timestamp
+                    display.stage_started(event.step_key, partition)
+                else:
+                    took = entry.timestamp - self.step_started.pop(event.step_key, entry.timestamp)
+                    ok = event.event_type == dg.DagsterEventType.STEP_SUCCESS
+                    display.stage_done(event.step_key, partition, "success" if ok else "failed", took)
+            self.cursor = page.cursor
+            if not page.has_more:
+                return

@@ -33,6 +33,7 @@ from stageflow_assets.core.manifest import (
     StageManifest,
     read_manifest,
 )
+from stageflow_assets.core import progress
 from stageflow_assets.core.metadata import manifest_metadata
 from stageflow_assets.core.paths import (
     TEMP_MARK,
@@ -206,6 +207,7 @@ def run_stage(
         provider_versions=provider_versions or {},
     )
     log(f"run {run_id}: {stage} [{base['partition']}] started")
+    progress.stage_started(stage, base["partition"])  # the CLI's display, when it runs this run
     if context.run.tags.get(JOB_TAG) != job:
         context.instance.add_run_tags(run_id, {JOB_TAG: job})
 
@@ -244,6 +246,7 @@ def run_stage(
             )
             if staging is not None:
                 _discard_staging(staging, directory, previous, log)
+            progress.stage_done(stage, base["partition"], "reused", manifest.duration_s)
             return _as_output(paths, directory, manifest)
 
         writer = StageWriter(directory=directory, run_id=run_id, log=log, staging=staging)
@@ -274,6 +277,7 @@ def run_stage(
             log(f"{writer.status} in {manifest.duration_s:.2f}s: {len(outputs)} output(s)")
             output = _as_output(paths, directory, manifest, preview=writer.preview)
             _publish_staging(staging, directory, output.value, log)
+            progress.stage_done(stage, base["partition"], writer.status, manifest.duration_s)
             return output
         kept = {Path(r.path).name for r in outputs} | _KEEP
         for stale in directory.iterdir():
@@ -281,6 +285,7 @@ def run_stage(
                 stale.unlink()
         (directory / FAILED_MANIFEST_NAME).unlink(missing_ok=True)
         log(f"{writer.status} in {manifest.duration_s:.2f}s: {len(outputs)} output(s)")
+        progress.stage_done(stage, base["partition"], writer.status, manifest.duration_s)
         return _as_output(paths, directory, manifest, preview=writer.preview)
     except BaseException as exc:  # noqa: BLE001 - interrupts must leave a failed manifest too
         if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
@@ -300,6 +305,8 @@ def run_stage(
         write_text_atomic(directory / FAILED_MANIFEST_NAME, failed.model_dump_json(indent=2))
         log(f"failed: {error.message}", "error")
         log.flush()
+        progress.stage_done(stage, base["partition"], "interrupted" if error.type == "Interrupted" else "failed",
+                            failed.duration_s)
         if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
             # not retried (Dagster's retry policy would run the step again): the run is canceling
             raise dg.Failure(description=f"{stage} [{base['partition']}] interrupted: the run was canceled",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 import dagster as dg
 from pydantic import BaseModel, Field, PrivateAttr
 
 from stageflow_assets.core.errors import ProviderError
 from stageflow_assets.providers import whisper_models
+
+OnProgress = Callable[[float, float], None]  # (position in the audio, its duration), seconds
 
 
 class Word(BaseModel):
@@ -36,6 +38,18 @@ class Transcript(BaseModel):
     @property
     def text(self) -> str:
         return " ".join(s.text.strip() for s in self.segments).strip()
+
+
+def reported(segments: Iterable[Any], duration_s: float, on_progress: OnProgress | None) -> Iterator[Any]:
+    """faster-whisper's segments as it decodes them (lazily, sequential or batched), telling
+    `on_progress` each one's end: Whisper's position in the audio."""
+    if on_progress is None:
+        yield from segments
+        return
+    on_progress(0.0, duration_s)
+    for segment in segments:
+        on_progress(min(segment.end, duration_s), duration_s)
+        yield segment
 
 
 class WhisperASR(dg.ConfigurableResource):
@@ -95,9 +109,11 @@ class WhisperASR(dg.ConfigurableResource):
 
     def transcribe(
         self, wav: Path, language: str | None = None, task: str = "transcribe", hotwords: str | None = None,
+        on_progress: OnProgress | None = None,
     ) -> Transcript:
         """`task="translate"` is Whisper's own speech translation into English; `hotwords`
-        biases decoding towards given terms (a glossary's target terms)."""
+        biases decoding towards given terms (a glossary's target terms). `on_progress(position_s,
+        duration_s)`, if given, hears how far decoding is in the audio as it goes."""
         model = self._model()
         try:
             segments, info = model.transcribe(
@@ -120,7 +136,7 @@ class WhisperASR(dg.ConfigurableResource):
                         for w in (s.words or [])
                     ],
                 )
-                for s in segments
+                for s in reported(segments, info.duration, on_progress)
             ]
         except (RuntimeError, ValueError) as exc:
             raise ProviderError(f"Whisper failed on {wav.name}: {exc}", audio=str(wav)) from exc

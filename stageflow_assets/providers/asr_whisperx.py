@@ -29,7 +29,7 @@ from pydantic import Field, PrivateAttr
 
 from stageflow_assets.core.errors import ProviderError
 from stageflow_assets.providers import whisper_models
-from stageflow_assets.providers.asr import Segment, Transcript, Word, WhisperASR
+from stageflow_assets.providers.asr import OnProgress, Segment, Transcript, Word, WhisperASR
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,9 @@ class WhisperXASR(dg.ConfigurableResource):
             return _DIARIZERS[key]
 
     # -- transcription ----------------------------------------------------------------------
-    def transcribe(self, wav: Path, language: str | None = None) -> WhisperXTranscript:
+    def transcribe(
+        self, wav: Path, language: str | None = None, on_progress: OnProgress | None = None,
+    ) -> WhisperXTranscript:
         whisperx = _import_whisperx()
         try:
             audio = whisperx.load_audio(str(wav))
@@ -309,6 +311,8 @@ class WhisperXASR(dg.ConfigurableResource):
             diarization = "off"
             if self.diarize and segments:
                 segments, diarization = self._diarize(audio, segments)
+        if on_progress is not None:  # whisperX hands over its segments all at once
+            on_progress(duration, duration)
         log.info("whisperx: %s (%s, %d segments), alignment: %s, diarization: %s",
                  wav.name, lang, len(segments), alignment, diarization)
         return WhisperXTranscript(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from stageflow_assets.core import progress
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.keys import slug
 from stageflow_assets.core.manifest import StageManifest, stage_manifest
@@ -165,8 +166,8 @@ def transcript(
     wav = stage_input(paths, audio, "audio")
 
     def work(out: StageWriter) -> None:
-        with out.timed("asr"):
-            result = asr.transcribe(wav.path)
+        with out.timed("asr"):  # the CLI's display shows Whisper's position (a no-op elsewhere)
+            result = asr.transcribe(wav.path, on_progress=progress.asr_position)
         out.output("transcript.json", kind="transcript", fmt="json").write_text(
             result.model_dump_json(indent=1), encoding="utf-8"
         )
