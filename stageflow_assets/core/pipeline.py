@@ -91,7 +91,9 @@ class RunSequence:
             raise PipelineError(f"{what}: {lost}{hint}", run_id) from exc
         finally:
             display.run_ended(what)
-        if outcome.canceled:
+        # a Ctrl-C that lands between two steps fails the run (Dagster raises its interrupt there,
+        # outside any step) instead of canceling it: still the user's interrupt, not a failure
+        if outcome.canceled or (not outcome.success and watcher.heard_signal):
             if outcome.run_id:
                 self.runs.append((what, outcome.run_id))
             raise Interrupted(what, outcome.run_id, self._why(watcher, outcome.run_id))
