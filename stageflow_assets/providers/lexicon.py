@@ -11,8 +11,8 @@ nltk's reader wants a `lexnames` file Debian does not ship.
 from __future__ import annotations
 
 import functools
+import mmap
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -74,43 +74,72 @@ class Lexicon(dg.ConfigurableResource):
         return {}
 
 
-@dataclass(frozen=True)
 class _WordNetIndex:
-    # a plain dataclass: validating 150k index rows through pydantic would cost seconds
-    # lemma → part of speech → (synset offsets by frequency, tagged sense count)
-    lemmas: dict[str, dict[str, tuple[list[int], int]]]
-    exceptions: dict[str, dict[str, list[str]]]
-    version: str
+    """The WNDB index files, searched where they lie.
+
+    They are sorted byte-wise by lemma (WordNet's own `bin_search` relies on it), so a lemma is
+    a binary search in a memory map and nothing is parsed up front: reading all 155,000 rows
+    into dicts took 1-2.6 s of every deck build, for the few thousand a deck asks about. The
+    exception lists (a few thousand lines) are read whole.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.maps: dict[str, mmap.mmap] = {}
+        self.exceptions: dict[str, dict[str, list[str]]] = {}
+        for pos, stem in _FILES.items():
+            index = root / f"index.{stem}"
+            if not index.is_file():
+                raise ProviderError(
+                    f"WordNet is not installed ({index} is missing): run `make install` "
+                    "(Debian package `wordnet`)", path=str(index))
+            with index.open("rb") as fh:
+                self.maps[pos] = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            exc = root / f"{stem}.exc"
+            if exc.is_file():
+                for line in exc.read_text(encoding="utf-8", errors="replace").splitlines():
+                    form, *bases = line.split()
+                    self.exceptions.setdefault(form, {})[pos] = bases
+        head = self.maps["noun"][:4096].decode("utf-8", "replace")
+        found = re.search(r"WordNet (\d+\.\d+)", head)
+        self.version = found.group(1) if found else "unknown"
+
+    @functools.lru_cache(maxsize=65536)
+    def entry(self, lemma: str) -> dict[str, tuple[list[int], int]]:
+        """part of speech → (synset offsets by frequency, tagged sense count) for `lemma`."""
+        found: dict[str, tuple[list[int], int]] = {}
+        key = lemma.encode("utf-8")
+        for pos, data in self.maps.items():
+            line = _find_line(data, key)
+            if line is not None:
+                parts = line.decode("utf-8", "replace").split()
+                p_cnt = int(parts[3])
+                found[pos] = ([int(o) for o in parts[6 + p_cnt:]], int(parts[5 + p_cnt]))
+        return found
+
+
+def _find_line(data: mmap.mmap, key: bytes) -> bytes | None:
+    """The line of a byte-sorted file whose first field is `key` (header lines start with
+    spaces: an empty first field, which sorts first)."""
+    low, high = 0, len(data)
+    while low < high:
+        mid = (low + high) // 2
+        start = data.rfind(b"\n", 0, mid) + 1
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        line = data[start:end]
+        field = line.split(b" ", 1)[0]
+        if field == key:
+            return line
+        if field < key:
+            low = end + 1
+        else:
+            high = start
+    return None
 
 
 @functools.lru_cache(maxsize=2)
 def _load(directory: str) -> _WordNetIndex:
-    root = Path(directory)
-    lemmas: dict[str, dict[str, tuple[list[int], int]]] = {}
-    exceptions: dict[str, dict[str, list[str]]] = {}
-    version = "unknown"
-    for pos, stem in _FILES.items():
-        index = root / f"index.{stem}"
-        if not index.is_file():
-            raise ProviderError(
-                f"WordNet is not installed ({index} is missing): run `make install` "
-                "(Debian package `wordnet`)", path=str(index))
-        for line in index.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("  "):
-                found = re.search(r"WordNet (\d+\.\d+)", line)
-                version = found.group(1) if found else version
-                continue
-            parts = line.split()
-            p_cnt = int(parts[3])
-            tagged = int(parts[5 + p_cnt])
-            offsets = [int(o) for o in parts[6 + p_cnt:]]
-            lemmas.setdefault(parts[0], {})[pos] = (offsets, tagged)
-        exc = root / f"{stem}.exc"
-        if exc.is_file():
-            for line in exc.read_text(encoding="utf-8", errors="replace").splitlines():
-                form, *bases = line.split()
-                exceptions.setdefault(form, {})[pos] = bases
-    return _WordNetIndex(lemmas=lemmas, exceptions=exceptions, version=version)
+    return _WordNetIndex(Path(directory))
 
 
 def parse_gloss(gloss: str) -> tuple[str, list[str]]:
@@ -140,12 +169,12 @@ class WordNetLexicon(Lexicon):
         """Base forms of `word` as `pos` (morphy): the word itself, exceptions, then rules."""
         index = _load(self.wordnet_dir)
         key = "_".join(word.lower().split())
-        found = [key] if pos in index.lemmas.get(key, {}) else []
-        found += [b for b in index.exceptions.get(key, {}).get(pos, []) if pos in index.lemmas.get(b, {})]
+        found = [key] if pos in index.entry(key) else []
+        found += [b for b in index.exceptions.get(key, {}).get(pos, []) if pos in index.entry(b)]
         for ending, base in _RULES[pos]:
             if key.endswith(ending) and len(key) > len(ending):
                 candidate = key[: len(key) - len(ending)] + base
-                if pos in index.lemmas.get(candidate, {}):
+                if pos in index.entry(candidate):
                     found.append(candidate)
         return list(dict.fromkeys(found))
 
@@ -156,14 +185,14 @@ class WordNetLexicon(Lexicon):
         candidates = []  # (tagged count, sense count, pos, lemma)
         for pos in ([pos_hint] if pos_hint else list(_FILES)):
             for lemma in self.lemmas_for(headword, pos)[:1]:
-                offsets, tagged = index.lemmas[lemma][pos]
+                offsets, tagged = index.entry(lemma)[pos]
                 candidates.append((tagged, len(offsets), pos, lemma))
         if not candidates:
             return None
         # the part of speech people meet most (tagged senses), then the richer one
         candidates.sort(key=lambda c: (-c[0], -c[1], list(_FILES).index(c[2])))
         _, _, pos, lemma = candidates[0]
-        offsets, _ = index.lemmas[lemma][pos]
+        offsets, _ = index.entry(lemma)[pos]
         senses = [self._sense(pos, off, lemma) for off in offsets[: self.max_senses]]
         return LexEntry(
             headword=headword, lemma=lemma.replace("_", " "), part_of_speech=pos, senses=senses,

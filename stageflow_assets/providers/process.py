@@ -138,6 +138,21 @@ def run_tool(
     return result
 
 
+def start_tool(args: Sequence[str], *, cwd: Path | None = None) -> subprocess.Popen:
+    """Start `args` as `run_tool` runs a tool (own process group, SIGKILL when the starting
+    thread ends) but leave it running, with binary pipes: a helper that answers many requests.
+    Stop it with `stop_process_group`."""
+    argv = tuple(str(a) for a in args)
+    if shutil.which(argv[0]) is None:
+        raise ProviderError(f"{argv[0]} is not installed or not on PATH", tool=argv[0])
+    command, spawn_options = _spawn_args(argv)
+    try:
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True, cwd=cwd, **spawn_options)
+    except (FileNotFoundError, PermissionError) as exc:
+        raise ProviderError(f"{argv[0]} cannot be run ({exc})", tool=argv[0]) from exc
+
+
 def last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no message"

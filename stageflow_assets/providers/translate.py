@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -50,6 +51,38 @@ def _modes_dir(binary: str) -> Path | None:
         return None
     modes = Path(os.environ.get("APERTIUM_DATADIR") or found.group(1)) / "modes"
     return modes if modes.is_dir() else None
+
+
+# a lemma Apertium's stream format carries without escapes
+_PLAIN_LEMMA = re.compile(r"[A-Za-z][A-Za-z' -]*")
+_ONE_UNIT = re.compile(r"\^([^$]*)\$")
+_TAGGED = re.compile(r"([^<#]+)(#[^<]*)?((?:<[^>]+>)+)(#.*)?")
+
+
+@functools.lru_cache(maxsize=16)
+def _mode_tools(binary: str, mode: str) -> tuple[tuple[str, ...], str, str] | None:
+    """(analyser command, bilingual dictionary, generator) of `mode`, read from its mode file."""
+    modes_dir = _modes_dir(binary)
+    path = modes_dir / f"{mode}.mode" if modes_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    steps = [shlex.split(step.replace("$1", "-g").replace("$2", "")) for step in path.read_text().split("|")]
+    lt = [s for s in steps if s and s[0] == "lt-proc"]
+    bidix = next((s[-1] for s in lt if "-b" in s and s[-1].endswith("autobil.bin")), None)
+    generator = next((s[-1] for s in lt if s[-1].endswith("autogen.bin")), None)
+    if not lt or not lt[0][-1].endswith("automorf.bin") or bidix is None or generator is None:
+        return None
+    return tuple(lt[0]), bidix, generator
+
+
+def _units(stdout: str, count: int) -> list[str | None]:
+    """The one lexical unit on each of `count` output lines (None: not exactly one)."""
+    lines = stdout.split("\n")
+    found: list[str | None] = []
+    for i in range(count):
+        units = _ONE_UNIT.findall(lines[i]) if i < len(lines) else []
+        found.append(units[0] if len(units) == 1 else None)
+    return found
 
 
 def _match_initial_case(source: str, translated: str) -> str:
@@ -102,3 +135,46 @@ class ApertiumTranslator(dg.ConfigurableResource):
         for i, line in zip(keep, out):
             cleaned[i] = " ".join(_MARKED.sub("", line).split())
         return cleaned, unknown
+
+    def infinitives(self, verbs: list[str], source: str, target: str) -> list[str]:
+        """Each English-style verb lemma's dictionary translation as an infinitive (`borrow` →
+        `tomar prestado`), from the pair's own analyser, bilingual dictionary and generator;
+        "" where they do not have it. For headwords like `to borrow`: a sentence translation
+        reads that `to` as a preposition ("para tomar prestado")."""
+        mode = self.mode_for(source, target)
+        tools = _mode_tools(self.apertium, mode) if mode else None
+        found = ["" for _ in verbs]
+        wanted = [i for i, v in enumerate(verbs) if _PLAIN_LEMMA.fullmatch(v.strip())]
+        if tools is None or not wanted:
+            return found
+        analyser, bidix, generator = tools
+        analysed = _units(run_tool(analyser, timeout_s=self.timeout_s,
+                                   input_text="".join(verbs[i].strip() + "\n" for i in wanted)).stdout, len(wanted))
+        readings: list[tuple[int, str]] = []
+        for i, unit in zip(wanted, analysed):
+            infinitives = [r for r in (unit or "").split("/")[1:] if "<inf>" in r]
+            # a full verb before an auxiliary reading: `have` is `tener`, not `haber`
+            infinitive = next((r for r in infinitives if "<vblex>" in r), infinitives[0] if infinitives else None)
+            parts = _TAGGED.fullmatch(infinitive or "")
+            if parts:  # the queue of a multiword (`look<vblex><inf># after`) goes before the tags
+                readings.append((i, f"{parts.group(1)}{parts.group(4) or parts.group(2) or ''}{parts.group(3)}"))
+        if not readings:
+            return found
+        translated = _units(run_tool(["lt-proc", "-b", bidix], timeout_s=self.timeout_s,
+                                     input_text="".join(f"^{r}$\n" for _, r in readings)).stdout, len(readings))
+        ready: list[tuple[int, str]] = []
+        for (i, _), unit in zip(readings, translated):
+            first = (unit or "").split("/")[1:2]
+            parts = _TAGGED.fullmatch(first[0]) if first and not first[0].startswith("@") else None
+            if parts:  # and after them for the generator: `^tomar<vblex><inf># prestado$`
+                ready.append((i, f"^{parts.group(1)}{parts.group(3)}{parts.group(2) or parts.group(4) or ''}$"))
+        if not ready:
+            return found
+        generated = run_tool(["lt-proc", "-g", generator], timeout_s=self.timeout_s,
+                             input_text="".join(f"{u}\n" for _, u in ready)).stdout.split("\n")
+        for (i, _), text in zip(ready, generated):
+            text = " ".join(text.split())
+            if text and not re.search(r"[#@*^$<>/\\]", text):  # a generation failure is marked `#`
+                found[i] = text
+        return found
+

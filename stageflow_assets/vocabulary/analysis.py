@@ -20,10 +20,11 @@ from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.providers.tts import EspeakTTS
 from stageflow_assets.vocabulary.cards import note_guid
 from stageflow_assets.vocabulary.claude import custom_id_for
+from stageflow_assets.vocabulary.headwords import marker_split
 from stageflow_assets.vocabulary.ipa import ipa_problems
 from stageflow_assets.vocabulary.models import WordAnalysis, WordEntry
 
-ANALYSIS_VERSION = "1"
+ANALYSIS_VERSION = "2"  # 2: marked headwords (`to borrow`) looked up as the word after the marker
 CACHE_DIR = "cache"
 
 
@@ -31,6 +32,7 @@ class CachedWord(BaseModel):
     part_of_speech: str = ""
     lemma: str = ""
     senses: list[Sense] = []
+    lookup_form: str = ""  # the word after a marker (`to borrow` → `borrow`); "" = the headword
     ipa: str = ""
     translation: str = ""
     issues: list[str] = []
@@ -94,10 +96,16 @@ class Analyser:
             else:
                 results[key] = cached
         self.reused = len(words) - len(missing)
-        translations = self._translate([w.headword for w, _ in missing])
-        for (word, key), translation in zip(missing, translations):
-            results[key] = self._compute(word, translation)
-            write_text_atomic(self.cache / f"{key}.json", results[key].model_dump_json())
+        # each backend once for all the missing words: the lexicon in process, espeak-ng in one
+        # worker, Apertium in one process (and three more for verbs written `to borrow`)
+        computed = [self._look_up(word) for word, _ in missing]
+        self._transcribe([w for w, _ in missing], computed)
+        self._translate_all([w for w, _ in missing], computed)
+        for (word, key), result in zip(missing, computed):
+            if (self.mode or self.lexicon_translates) and not result.translation:
+                result.issues.append(f"no {self.language}→{self.native} translation")
+            results[key] = result
+            write_text_atomic(self.cache / f"{key}.json", result.model_dump_json())
         self.computed = len(missing)
         self.computed_words = [w for w, _ in missing]
         self.used_keys = set(keys)
@@ -132,32 +140,66 @@ class Analyser:
             out.append("" if echo else text)
         return out
 
-    def _compute(self, word: WordEntry, translation: str) -> CachedWord:
-        result = CachedWord(translation=translation)
+    def _translate_all(self, words: list[WordEntry], results: list[CachedWord]) -> None:
+        """The written form's translation (`the apple` → `la manzana`: the article shows the
+        gender), except a verb written `to borrow`: Apertium reads that `to` as a preposition
+        ("para tomar prestado"), so the verb is translated as an infinitive from its dictionaries."""
+        if self.lexicon_translates or not self.mode:
+            return
+        for result, text in zip(results, self._translate([w.headword for w in words])):
+            result.translation = text
+        verbs = [r for r in results if r.lookup_form and r.part_of_speech == "verb"]
+        infinitives = self.translator.infinitives([r.lemma or r.lookup_form for r in verbs], self.language,
+                                                  self.native) if verbs else []
+        for result, infinitive in zip(verbs, infinitives):
+            if infinitive:
+                result.translation = infinitive
+
+    def _look_up(self, word: WordEntry) -> CachedWord:
+        """Meanings and part of speech; for a headword with a marker (`to borrow`), those of
+        the word after it (headwords.py), which is then what gets transcribed and spoken."""
+        result = CachedWord()
         if not self.lexicon_serves:
             result.issues.append(f"the lexicon has no {self.language} entries")
-        else:
-            entry = self._lookup(word)
+            return result
+        entry = self._lookup(word)
+        marked = marker_split(word.headword, self.language, word.pos_hint)
+        if marked is not None:
             if entry is None:
-                hint = f" as a {word.pos_hint}" if word.pos_hint else ""
-                result.issues.append(f"not in the lexicon{hint}")
-            else:
-                result.part_of_speech, result.lemma, result.senses = entry.part_of_speech, entry.lemma, entry.senses
-                if self.lexicon_translates:
-                    result.translation = entry.translation
-        if not self.has_voice:
-            result.issues.append(f"espeak-ng has no voice for {self.language}")
+                inner = self._lookup(word.model_copy(update={"headword": marked.word,
+                                                             "pos_hint": marked.part_of_speech}))
+                if inner is not None and inner.part_of_speech == marked.part_of_speech:
+                    entry, result.lookup_form = inner.model_copy(update={"headword": word.headword}), marked.word
+            elif entry.part_of_speech == marked.part_of_speech and entry.lemma.casefold() == marked.word.casefold():
+                result.lookup_form = marked.word  # the lexicon read it so itself (Claude: lemma `borrow`)
+        if entry is None:
+            hint = f" as a {word.pos_hint}" if word.pos_hint else ""
+            result.issues.append(f"not in the lexicon{hint}")
         else:
-            try:
-                result.ipa = self.tts.ipa(word.headword, self.language)
-            except ProviderError as exc:
-                result.issues.append(f"no IPA: {exc.message}")
-            problems = ipa_problems(result.ipa) if result.ipa else ["espeak-ng gave no IPA"]
-            if result.ipa and problems:
-                result.issues.append("IPA not valid: " + "; ".join(problems))
-        if (self.mode or self.lexicon_translates) and not result.translation:
-            result.issues.append(f"no {self.language}→{self.native} translation")
+            result.part_of_speech, result.lemma, result.senses = entry.part_of_speech, entry.lemma, entry.senses
+            if self.lexicon_translates:
+                result.translation = entry.translation
         return result
+
+    def _transcribe(self, words: list[WordEntry], results: list[CachedWord]) -> None:
+        """IPA of what is spoken (the word after a marker), all words from one espeak-ng worker."""
+        if not results:
+            return
+        if not self.has_voice:
+            for result in results:
+                result.issues.append(f"espeak-ng has no voice for {self.language}")
+            return
+        try:
+            found = self.tts.ipa_many([r.lookup_form or w.headword for w, r in zip(words, results)], self.language)
+        except ProviderError as exc:
+            found = [""] * len(results)
+            for result in results:
+                result.issues.append(f"no IPA: {exc.message}")
+        for result, ipa in zip(results, found):
+            result.ipa = ipa
+            problems = ipa_problems(ipa) if ipa else ["espeak-ng gave no IPA"]
+            if ipa and problems:
+                result.issues.append("IPA not valid: " + "; ".join(problems))
 
     def _lookup(self, word: WordEntry) -> LexEntry | None:
         if self.answers:
@@ -175,7 +217,7 @@ class Analyser:
         return WordAnalysis(
             key=note_guid(self.language, word.headword, word.pos_hint), headword=word.headword,
             line=word.line, pos_hint=word.pos_hint, part_of_speech=cached.part_of_speech or word.pos_hint or "",
-            lemma=cached.lemma, senses=cached.senses, ipa=cached.ipa,
+            lemma=cached.lemma, lookup_form=cached.lookup_form, senses=cached.senses, ipa=cached.ipa,
             ipa_valid=bool(cached.ipa) and not ipa_problems(cached.ipa), translation=cached.translation,
             tags=word.tags, note=word.note, issues=cached.issues,
         )

@@ -78,7 +78,7 @@ def word_list(context: dg.AssetExecutionContext, storage: StageStore):
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version="2",
+    partitions_def=word_list_partitions, group_name=GROUP, code_version="3",
     kinds={"wordnet", "espeakng", "apertium"}, retry_policy=PROVIDER_RETRY,
     metadata=stages.WORD_ANALYSIS.metadata,
     # read from disk only when the Claude batch path ran (vocabulary_deck_job never builds it)
@@ -94,6 +94,9 @@ def word_analysis(
 
     Lexicon: WordNet (English), or Claude (`STAGEFLOW_LEXICON=claude`: any language, and the
     translation too); IPA: espeak-ng; translation: Apertium where it has the pair.
+    A headword written with a marker (`to borrow`, `an apple`) is looked up, transcribed and
+    spoken as the word after it when that is a known word (`lookup_form`); the card keeps what
+    was written.
     Words a backend does not know are kept and listed in `unknown_words`, never a failure.
     Each word's result is cached by its content, so an edited list redoes only edited words.
     With Claude, answers ingested from a Message Batch and its follow-up batches
@@ -132,6 +135,7 @@ def word_analysis(
             words=len(rows), known_words=len(rows) - len(unknown), unknown_words=unknown[:200],
             ipa_missing_or_invalid=bad_ipa[:200], translated=sum(1 for w in rows if w.translation),
             computed_words=analyser.computed, reused_words=analyser.reused,
+            looked_up_as=dict(list({w.headword: w.lookup_form for w in rows if w.lookup_form}.items())[:200]),
             issues={w.headword: w.issues for w in rows if w.issues},
         )
         if isinstance(lexicon, ClaudeLexicon):

@@ -41,7 +41,7 @@ def _kind(name: str) -> str:
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version="1",
+    partitions_def=word_list_partitions, group_name=GROUP, code_version="2",
     kinds={"espeakng", "ffmpeg"}, retry_policy=PROVIDER_RETRY, metadata=stages.PRONUNCIATION_AUDIO.metadata,
 )
 @one_line_failures
@@ -49,9 +49,11 @@ def pronunciation_audio(
     context: dg.AssetExecutionContext, storage: StageStore, tts: EspeakTTS, word_analysis: StageManifest,
 ):
     """One MP3 per headword, spoken by espeak-ng, named `tts_<voice>_<hash>.mp3` after what
-    decides its bytes; `audio.json` maps each note key to its file.
+    decides its bytes; `audio.json` maps each note key to its file. A headword with a marker is
+    spoken as the word after it (`to borrow` → `borrow`, as its IPA).
 
     Unchanged words reuse last run's file; a word espeak-ng cannot speak is listed, not fatal.
+    Speech runs in `tts.workers` espeak-ng processes at once (one per core).
     """
     paths = storage.paths
     source = stage_input(paths, word_analysis, "analysis")
@@ -61,30 +63,37 @@ def pronunciation_audio(
         if not tts.has_voice(doc.language):
             out.skip(f"espeak-ng has no voice for {doc.language}: cards carry no audio")
             return
-        items, made, reused, claimed = [], 0, 0, set()
+        # what is spoken: the headword, or the word after its marker (`to borrow` → `borrow`)
+        names = {w.key: tts.media_name(w.lookup_form or w.headword, doc.language) for w in doc.words}
+        to_make: dict[str, str] = {}  # file name → text, each file once however many words share it
+        reused: set[str] = set()
         for word in doc.words:
-            name = tts.media_name(word.headword, doc.language)
-            if name in claimed:
-                items.append(AudioItem(key=word.key, headword=word.headword, file=name))
+            name = names[word.key]
+            if name in to_make or name in reused:
                 continue
             if _reuse(out, name):
-                reused += 1
+                reused.add(name)
             else:
-                scratch = out.directory / f".{name}.partial"
-                try:
-                    tts.synthesize(word.headword, doc.language, scratch)
-                except ProviderError as exc:
-                    scratch.unlink(missing_ok=True)
-                    items.append(AudioItem(key=word.key, headword=word.headword, issue=exc.message))
-                    continue
+                to_make[name] = word.lookup_form or word.headword
+        jobs = [(text, out.directory / f".{name}.partial") for name, text in to_make.items()]
+        with out.timed("synthesize"):
+            issues = tts.synthesize_many(jobs, doc.language)
+        failed_files: dict[str, str] = {}
+        for (name, _), (_, scratch), issue in zip(to_make.items(), jobs, issues):
+            if issue:
+                scratch.unlink(missing_ok=True)
+                failed_files[name] = issue
+            else:
                 os.replace(scratch, out.output(name, kind="audio", fmt="mp3"))
-                made += 1
-            claimed.add(name)
-            items.append(AudioItem(key=word.key, headword=word.headword, file=name))
+        items = [AudioItem(key=w.key, headword=w.headword, issue=failed_files[names[w.key]])
+                 if names[w.key] in failed_files else AudioItem(key=w.key, headword=w.headword, file=names[w.key])
+                 for w in doc.words]
         result = AudioDoc(language=doc.language, voice=tts.voice_for(doc.language), items=items)
         out.output("audio.json", kind="audio_index", fmt="json").write_text(result.model_dump_json(indent=1), encoding="utf-8")
         failed = {i.headword: i.issue for i in items if i.issue}
-        out.details.update(files=len(claimed), synthesized=made, reused_files=reused, failed=failed)
+        made = len(to_make) - len(failed_files)
+        out.details.update(files=made + len(reused), synthesized=made, reused_files=len(reused), failed=failed,
+                           speech_workers=min(tts.workers, len(jobs)))
         if failed:
             out.warnings.append(f"{len(failed)} word(s) have no audio: {', '.join(list(failed)[:10])}")
 

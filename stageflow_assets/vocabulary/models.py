@@ -65,6 +65,8 @@ class WordAnalysis(BaseModel):
     pos_hint: PartOfSpeech | None = None
     part_of_speech: str = ""
     lemma: str = ""
+    lookup_form: str = Field("", description="the word after a marker, looked up, transcribed and spoken "
+                             "(`to borrow` → `borrow`); empty: the headword itself (vocabulary/headwords.py)")
     senses: list[Sense] = Field(default_factory=list)
     ipa: str = ""
     ipa_valid: bool = False
