@@ -12,6 +12,7 @@ always lands in the same file, which is what lets a stage reuse it and Anki dedu
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -46,8 +47,9 @@ def _espeak_version(binary: str) -> str:
     return parts[0] if parts else "unknown"
 
 
+@functools.lru_cache(maxsize=1)
 def _encoder_version() -> str:
-    # the PyAV wheel pins the FFmpeg and LAME it bundles
+    # the PyAV wheel pins the FFmpeg and LAME it bundles; it cannot change under a running process
     return f"pyav {importlib.metadata.version('av')}"
 
 
