@@ -8,8 +8,8 @@ lowercase word of 3+ letters each), generated from /usr/share/wordnet/index.noun
 list everywhere. Each side runs `stageflow vocab LIST --deck Bench --native es --out DIR` as a
 user does (a fresh process, a fresh STAGEFLOW_HOME and DAGSTER_HOME, nothing cached), from its
 own tree: `--before REF` / `--after REF` are checked out with `git worktree add` under /tmp (a
-shared checkout cannot be stashed), `--after .` (the default) is this checkout; PYTHONPATH
-points the venv's Python at the tree. The sides alternate (`--pairs`).
+shared checkout cannot be stashed) and removed at the end, `--after .` (the default) is this
+checkout; PYTHONPATH points the venv's Python at the tree. The sides alternate (`--pairs`).
 
 Printed side by side: the command's wall time, each stage's `duration_s` from its manifest,
 and each Dagster step's wall (checks included: `audio_files_decodable` is a step of its own)
@@ -39,6 +39,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = Path(sys.executable)
 ALTERNATIVE_WORDS = 100
+CREATED: list[Path] = []  # worktrees this run added, removed at its end
 STAGES = ["word_list", "word_analysis", "pronunciation_audio", "card_images", "anki_deck", "deck_outbox"]
 
 
@@ -63,7 +64,13 @@ def tree_for(ref: str) -> Path:
     if not tree.is_dir():
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), commit], check=True,
                        capture_output=True)
+        CREATED.append(tree)
     return tree
+
+
+def remove_trees() -> None:
+    for tree in CREATED:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
 
 
 def one_run(tree: Path, words: Path, base: Path) -> dict:
@@ -220,4 +227,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        remove_trees()
