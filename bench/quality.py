@@ -41,8 +41,9 @@ GENERATED = {
 
 
 def backends() -> dict[str, object]:
-    found = {"faster-whisper base int8 beam5": WhisperASR(),
-             "faster-whisper base int8 beam1": WhisperASR(beam_size=1)}
+    found = {"faster-whisper base int8 beam5 batched (default)": WhisperASR(),
+             "faster-whisper base int8 beam5 sequential": WhisperASR(batch_size=1),
+             "faster-whisper base int8 beam1 batched": WhisperASR(beam_size=1)}
     if importlib.util.find_spec("whisperx") is not None:
         from stageflow_assets.providers.asr_whisperx import WhisperXASR
 

@@ -461,6 +461,9 @@ def report(results: dict[float, list[Pair]], init_s: float, startup, args) -> No
     for line in machine_facts(args.start_load):
         print("  " + line)
     print(f"  media          LibriVox speech looped with {args.pause:g} s pauses; languages {', '.join(LANGUAGES)}")
+    batch = os.environ.get("STAGEFLOW_ASR_BATCH", "").strip() or "8"
+    print(f"  ASR decoding   {'batched, ' + batch + ' VAD chunks at a time' if int(batch) > 1 else 'sequential'}"
+          " on both sides (STAGEFLOW_ASR_BATCH)")
     print(f"  one-time instance init (schema of a brand-new DAGSTER_HOME, not in A's times): {init_s:.2f} s")
 
     rows = []

@@ -1,7 +1,9 @@
-"""Speech recognition with faster-whisper on CPU (offline default: bundled Whisper base)."""
+"""Speech recognition: the protocol every ASR backend follows, and faster-whisper on CPU
+(the offline default: the bundled Whisper base)."""
 
 from __future__ import annotations
 
+import abc
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -12,6 +14,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 from stageflow_assets.core.errors import ProviderError
 from stageflow_assets.providers import whisper_models
 
+TASKS = ("transcribe", "translate")
 OnProgress = Callable[[float, float], None]  # (position in the audio, its duration), seconds
 
 
@@ -40,6 +43,37 @@ class Transcript(BaseModel):
         return " ".join(s.text.strip() for s in self.segments).strip()
 
 
+class ASRBackend(dg.ConfigurableResource, abc.ABC):
+    """What every speech recogniser offers; assets declare this type, so any backend injects.
+
+    `transcribe` returns a `Transcript` whose segments carry word timings (the cues are cut
+    from them) and whose `language` is the spoken language, whatever the task.
+    `task="translate"` is Whisper's speech translation into English; `hotwords` are terms to
+    bias decoding towards (a glossary's target terms). `on_progress(position_s, duration_s)`, if
+    given, hears how far decoding is in the audio as it goes (once at the end where a backend
+    cannot tell sooner).
+    """
+
+    @abc.abstractmethod
+    def transcribe(
+        self, wav: Path, language: str | None = None, task: str = "transcribe", hotwords: str | None = None,
+        on_progress: OnProgress | None = None,
+    ) -> Transcript: ...
+
+    @abc.abstractmethod
+    def parameters(self) -> dict[str, Any]:
+        """Everything that changes the transcript: part of the stage fingerprint (no secrets)."""
+
+    @abc.abstractmethod
+    def versions(self) -> dict[str, str]:
+        """The versions of the libraries that decode."""
+
+    @abc.abstractmethod
+    def preload(self) -> threading.Thread:
+        """Start loading the model in a background thread; `transcribe` then waits for it.
+        A failure there is left to `transcribe`, which loads again and reports it."""
+
+
 def reported(segments: Iterable[Any], duration_s: float, on_progress: OnProgress | None) -> Iterator[Any]:
     """faster-whisper's segments as it decodes them (lazily, sequential or batched), telling
     `on_progress` each one's end: Whisper's position in the audio."""
@@ -52,18 +86,34 @@ def reported(segments: Iterable[Any], duration_s: float, on_progress: OnProgress
         yield segment
 
 
-class WhisperASR(dg.ConfigurableResource):
-    """faster-whisper. `model` is `base` (the bundled offline model), a model name or a path."""
+def check_task(task: str) -> None:
+    if task not in TASKS:
+        raise ValueError(f"ASR task {task!r}: choose one of {', '.join(TASKS)}")
+
+
+class WhisperASR(ASRBackend):
+    """faster-whisper. `model` is `base` (the bundled offline model), a model name or a path.
+
+    `batch_size` > 1 decodes batched (faster-whisper's `BatchedInferencePipeline`): Silero VAD
+    (in faster-whisper's wheel) cuts the speech into chunks of up to 30 s, silence is skipped,
+    and `batch_size` chunks go through the model at once, with the same word timings. 0 or 1
+    decodes sequentially, window after window, over the whole audio (`vad_filter` applies).
+    """
 
     model: str = whisper_models.BUNDLED_NAME
     device: str = "cpu"
     compute_type: str = "int8"
     cpu_threads: int = 0
     beam_size: int = 5
-    vad_filter: bool = False
+    batch_size: int = Field(default=8, description="> 1: batched decoding over VAD chunks; 0 or 1: sequential")
+    vad_filter: bool = Field(default=False, description="sequential decoding only: batched always uses VAD")
     local_files_only: bool = True
     model_cache: str | None = None
     _resolved: str | None = PrivateAttr(default=None)
+
+    @property
+    def batched(self) -> bool:
+        return self.batch_size > 1
 
     def model_path(self) -> str:
         if self._resolved is None:
@@ -78,7 +128,9 @@ class WhisperASR(dg.ConfigurableResource):
             "device": self.device,
             "compute_type": self.compute_type,
             "beam_size": self.beam_size,
-            "vad_filter": self.vad_filter,
+            "decoding": "batched" if self.batched else "sequential",
+            "batch_size": self.batch_size if self.batched else 1,
+            "vad_filter": self.batched or self.vad_filter,
             "word_timestamps": True,
         }
 
@@ -88,13 +140,13 @@ class WhisperASR(dg.ConfigurableResource):
         return {"faster-whisper": version("faster-whisper"), "ctranslate2": version("ctranslate2")}
 
     def preload(self) -> threading.Thread:
-        """Start loading the model in a background thread; `transcribe` then waits for it.
-
-        A failure here is left to `transcribe`, which loads again and reports it.
-        """
         def load() -> None:
             try:
                 self._model()
+                if self.batched:  # the Silero VAD model batched decoding chunks with (~0.1 s)
+                    from faster_whisper.vad import get_vad_model
+
+                    get_vad_model()
             except Exception:  # noqa: BLE001 - transcribe() reports it
                 pass
 
@@ -111,20 +163,23 @@ class WhisperASR(dg.ConfigurableResource):
         self, wav: Path, language: str | None = None, task: str = "transcribe", hotwords: str | None = None,
         on_progress: OnProgress | None = None,
     ) -> Transcript:
-        """`task="translate"` is Whisper's own speech translation into English; `hotwords`
-        biases decoding towards given terms (a glossary's target terms). `on_progress(position_s,
-        duration_s)`, if given, hears how far decoding is in the audio as it goes."""
+        check_task(task)
         model = self._model()
+        options = dict(language=language, task=task, hotwords=hotwords or None, beam_size=self.beam_size,
+                       word_timestamps=True)
         try:
-            segments, info = model.transcribe(
-                str(wav),
-                language=language,
-                task=task,
-                hotwords=hotwords or None,
-                beam_size=self.beam_size,
-                word_timestamps=True,
-                vad_filter=self.vad_filter,
-            )
+            if self.batched:
+                from faster_whisper import BatchedInferencePipeline
+
+                # one pipeline per call: it keeps the last word's time between batches. No
+                # timestamp tokens (one segment per VAD chunk; word times come from the
+                # cross-attention either way): decoding them cost here what batching saved
+                segments, info = BatchedInferencePipeline(model).transcribe(
+                    str(wav), batch_size=self.batch_size, vad_filter=True, without_timestamps=True,
+                    **options,
+                )
+            else:
+                segments, info = model.transcribe(str(wav), vad_filter=self.vad_filter, **options)
             result = [
                 Segment(
                     start=round(s.start, 3),

@@ -10,6 +10,10 @@ Offline rules, as everywhere in stageflow:
   from Whisper itself (faster-whisper `word_timestamps=True` on the same audio, same model), and
   the transcript records `alignment: "whisper-word-timestamps (no alignment model for <lang>)"`.
   A missing alignment model never fails the job.
+- `task="translate"` (English from other speech) decodes with whisperX's own Whisper model and
+  takes the word times from Whisper too: wav2vec2 aligns text in the spoken language, and
+  whisperX itself skips alignment when translating. `hotwords` go into the decoder's prompt on
+  both paths (whisperX's batched pipeline reads them from its options, set for the one call).
 
 whisperx and torch are imported inside the methods only: the project and its tests import
 without the extra. The small helpers at the bottom pick the `asr` resource and the `transcript`
@@ -18,6 +22,7 @@ asset's concurrency pool from the environment at definitions time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -27,9 +32,10 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from stageflow_assets.core.errors import ProviderError
+from stageflow_assets.core.errors import ProviderError, ToolRefusedError
 from stageflow_assets.providers import whisper_models
-from stageflow_assets.providers.asr import OnProgress, Segment, Transcript, Word, WhisperASR
+from stageflow_assets.providers.asr import (ASRBackend, OnProgress, Segment, Transcript, Word, WhisperASR,
+                                            check_task)
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +70,8 @@ def whisperx_missing_reason() -> str | None:
 
 def _import_whisperx():
     reason = whisperx_missing_reason()
-    if reason:
-        raise ProviderError(reason)
+    if reason:  # a retry cannot install it
+        raise ToolRefusedError(reason)
     import whisperx
 
     return whisperx
@@ -82,7 +88,7 @@ _ALIGNERS: dict[tuple, tuple[Any, dict] | str] = {}
 _DIARIZERS: dict[tuple, Any] = {}
 
 
-class WhisperXASR(dg.ConfigurableResource):
+class WhisperXASR(ASRBackend):
     """whisperX: batched Whisper + wav2vec2 word alignment (+ optional diarization).
 
     `model` is `base` (the bundled offline model), a model name in the local cache, or a
@@ -155,6 +161,17 @@ class WhisperXASR(dg.ConfigurableResource):
             except PackageNotFoundError:
                 found[package] = "not installed"
         return found
+
+    def preload(self) -> threading.Thread:
+        def load() -> None:
+            try:
+                self._pipeline()
+            except Exception:  # noqa: BLE001 - transcribe() reports it
+                pass
+
+        thread = threading.Thread(target=load, name="whisperx-preload", daemon=True)
+        thread.start()
+        return thread
 
     # -- alignment models: looked up locally, never downloaded ------------------------------
     def _align_candidate(self, language: str) -> str | None:
@@ -267,14 +284,17 @@ class WhisperXASR(dg.ConfigurableResource):
 
     # -- transcription ----------------------------------------------------------------------
     def transcribe(
-        self, wav: Path, language: str | None = None, on_progress: OnProgress | None = None,
+        self, wav: Path, language: str | None = None, task: str = "transcribe", hotwords: str | None = None,
+        on_progress: OnProgress | None = None,
     ) -> WhisperXTranscript:
+        check_task(task)
         whisperx = _import_whisperx()
         try:
             audio = whisperx.load_audio(str(wav))
         except Exception as exc:  # noqa: BLE001 - ffmpeg failures (RuntimeError) and the like
             raise ProviderError(f"whisperx cannot read {wav.name}: {exc}", audio=str(wav)) from exc
         duration = round(len(audio) / SAMPLE_RATE, 3)
+        hotwords = hotwords or None
         with _LOCK:
             pipeline = self._pipeline()
             try:
@@ -282,14 +302,18 @@ class WhisperXASR(dg.ConfigurableResource):
                     lang, probability = language, 1.0
                 else:
                     lang, probability, _ = pipeline.model.detect_language(audio)
-                aligner = self._aligner(lang)
+                if task == "translate":
+                    aligner = "translate: wav2vec2 aligns the spoken language, not English"
+                else:
+                    aligner = self._aligner(lang)
                 if not isinstance(aligner, str) and not self._punkt_available(lang):
                     aligner = f"no nltk punkt_tab data for {lang}"
                 if isinstance(aligner, str):
-                    segments, alignment, align_name = self._whisper_words(pipeline, audio, lang), None, None
+                    segments = self._whisper_words(pipeline, audio, lang, task, hotwords)
+                    alignment, align_name = None, None
                 else:
                     align_model, align_meta, align_name = aligner
-                    result = pipeline.transcribe(audio, batch_size=self.batch_size, language=lang)
+                    result = self._batched(pipeline, audio, lang, hotwords)
                     try:
                         aligned = whisperx.align(
                             result["segments"], align_model, align_meta, audio,
@@ -301,7 +325,8 @@ class WhisperXASR(dg.ConfigurableResource):
                         log.warning("whisperx: alignment failed for %s (%s); using Whisper's "
                                     "word timestamps", wav.name, exc)
                         aligner = f"alignment failed: {type(exc).__name__}"
-                        segments, align_name = self._whisper_words(pipeline, audio, lang), None
+                        segments = self._whisper_words(pipeline, audio, lang, task, hotwords)
+                        align_name = None
                 if isinstance(aligner, str):
                     alignment = f"whisper-word-timestamps ({aligner})"
             except ProviderError:
@@ -313,19 +338,30 @@ class WhisperXASR(dg.ConfigurableResource):
                 segments, diarization = self._diarize(audio, segments)
         if on_progress is not None:  # whisperX hands over its segments all at once
             on_progress(duration, duration)
-        log.info("whisperx: %s (%s, %d segments), alignment: %s, diarization: %s",
-                 wav.name, lang, len(segments), alignment, diarization)
+        log.info("whisperx: %s (%s, %s, %d segments), alignment: %s, diarization: %s",
+                 wav.name, lang, task, len(segments), alignment, diarization)
         return WhisperXTranscript(
             language=lang, language_probability=round(float(probability), 4), duration=duration,
             segments=segments, alignment=alignment, align_model=align_name,
             diarization=diarization,
         )
 
-    def _whisper_words(self, pipeline, audio, language: str) -> list[SpeakerSegment]:
+    def _batched(self, pipeline, audio, language: str, hotwords: str | None) -> dict:
+        """whisperX's batched pipeline; it reads hotwords from its options: set for this call."""
+        kept = pipeline.options
+        pipeline.options = dataclasses.replace(kept, hotwords=hotwords)
+        try:
+            return pipeline.transcribe(audio, batch_size=self.batch_size, language=language,
+                                       task="transcribe")
+        finally:
+            pipeline.options = kept
+
+    def _whisper_words(self, pipeline, audio, language: str, task: str = "transcribe",
+                       hotwords: str | None = None) -> list[SpeakerSegment]:
         """Whisper's own word timestamps (cross-attention DTW) with the same loaded model."""
         found, _ = pipeline.model.transcribe(
-            audio, language=language, beam_size=self.beam_size, word_timestamps=True,
-            vad_filter=True, condition_on_previous_text=False,
+            audio, language=language, task=task, hotwords=hotwords, beam_size=self.beam_size,
+            word_timestamps=True, vad_filter=True, condition_on_previous_text=False,
         )
         return [
             SpeakerSegment(
@@ -405,14 +441,30 @@ def transcript_pool() -> str | None:
     return pool_for_device(asr_device_from_env())
 
 
-def asr_resource_from_env() -> WhisperASR | WhisperXASR:
-    """The `asr` resource for the configured backend and device."""
+def asr_batch_from_env() -> int | None:
+    """`STAGEFLOW_ASR_BATCH`: chunks decoded at once (default 8); 0 or 1: faster-whisper decodes
+    sequentially (whisperX always batches: 1 is one chunk at a time). None when unset."""
+    raw = os.environ.get("STAGEFLOW_ASR_BATCH", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ValueError(f"STAGEFLOW_ASR_BATCH={raw!r}: give a whole number (8 batched, 1 sequential)")
+    return int(raw)
+
+
+def asr_resource_from_env() -> ASRBackend:
+    """The `asr` resource for the configured backend, device and batch size."""
     device = asr_device_from_env()
+    batch = asr_batch_from_env()
+    batching = {} if batch is None else {"batch_size": batch}
     if asr_backend_from_env() == "whisperx":
         token = dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None
-        return WhisperXASR(device=device, hf_token=token)
+        if batching:
+            batching["batch_size"] = max(1, batch)
+        return WhisperXASR(device=device, hf_token=token, **batching)
     threads = os.environ.get("STAGEFLOW_ASR_THREADS", "").strip()  # `stageflow worker --threads`
     cpu_threads = int(threads) if threads.isdigit() else 0
     if device == "cpu":
-        return WhisperASR(cpu_threads=cpu_threads)
-    return WhisperASR(device=_split_device(device)[0], compute_type="float16", cpu_threads=cpu_threads)
+        return WhisperASR(cpu_threads=cpu_threads, **batching)
+    return WhisperASR(device=_split_device(device)[0], compute_type="float16", cpu_threads=cpu_threads,
+                      **batching)

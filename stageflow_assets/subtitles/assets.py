@@ -17,7 +17,7 @@ from stageflow_assets.core.keys import slug
 from stageflow_assets.core.manifest import StageManifest, stage_manifest
 from stageflow_assets.core.stage import FORCE_TAG, StageInput, StageWriter, one_line_failures, run_stage
 from stageflow_assets.core.storage import StageStore
-from stageflow_assets.providers.asr import Transcript, WhisperASR
+from stageflow_assets.providers.asr import ASRBackend, Transcript
 from stageflow_assets.providers.asr_whisperx import transcript_pool
 from stageflow_assets.providers.media import MediaTools
 from stageflow_assets.subtitles import segmenter, stages
@@ -47,7 +47,7 @@ def stage_input(paths, manifest: StageManifest, kind: str) -> StageInput:
     metadata=stages.SOURCE_VIDEO.metadata,
 )
 @one_line_failures
-def source_video(context: dg.AssetExecutionContext, storage: StageStore, media: MediaTools, asr: WhisperASR):
+def source_video(context: dg.AssetExecutionContext, storage: StageStore, media: MediaTools, asr: ASRBackend):
     """The registered video of one job, probed (duration, streams) and kept in its stage dir.
 
     Partitioned by job: each registered video is one partition. Files without an audio
@@ -93,16 +93,16 @@ def source_video(context: dg.AssetExecutionContext, storage: StageStore, media: 
 IN_PROCESS_EXECUTORS = ("in_process", "execute_in_process_executor")  # every step in this process
 
 
-def warm_whisper(context: dg.AssetExecutionContext, paths, job: str, asr: WhisperASR) -> bool:
-    """Start loading the Whisper model while this run probes and demuxes, if it transcribes next.
+def warm_whisper(context: dg.AssetExecutionContext, paths, job: str, asr: ASRBackend) -> bool:
+    """Start loading the ASR model while this run probes and demuxes, if it transcribes next.
 
     The run executes in this process (in-process executor), so its transcript step then finds
-    the model loaded (~0.5 s: importing faster-whisper and reading the model). Started here,
-    once the run is planned, rather than when the CLI starts: there it competed with importing
-    Dagster and planning for the two cores (bench/subtitles_overhead.py). Not for whisperX (it
-    loads its own pipeline), nor when the transcript is there already (a re-run reuses it).
+    the model loaded (~0.5 s for faster-whisper: importing it and reading the model). Started
+    here, once the run is planned, rather than when the CLI starts: there it competed with
+    importing Dagster and planning for the two cores (bench/subtitles_overhead.py). Not when
+    the transcript is there already (a re-run reuses it).
     """
-    if not isinstance(asr, WhisperASR) or context.job_def.executor_def.name not in IN_PROCESS_EXECUTORS:
+    if context.job_def.executor_def.name not in IN_PROCESS_EXECUTORS:
         return False
     run = context.run  # what this run executes: its asset selection, its steps (a re-execution)
     if run.asset_selection and dg.AssetKey("transcript") not in run.asset_selection:  # empty: all
@@ -159,7 +159,7 @@ def audio(
 )
 @one_line_failures
 def transcript(
-    context: dg.AssetExecutionContext, storage: StageStore, asr: WhisperASR, audio: StageManifest
+    context: dg.AssetExecutionContext, storage: StageStore, asr: ASRBackend, audio: StageManifest
 ):
     """What was said, with segment and word timings and the detected language (Whisper)."""
     paths = storage.paths

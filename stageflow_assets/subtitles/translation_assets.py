@@ -7,7 +7,7 @@ import dagster as dg
 from stageflow_assets.core.manifest import StageManifest
 from stageflow_assets.core.stage import StageInput, StageWriter, partition_parts, one_line_failures, run_stage
 from stageflow_assets.core.storage import StageStore
-from stageflow_assets.providers.asr import WhisperASR
+from stageflow_assets.providers.asr import ASRBackend
 from stageflow_assets.providers.llm import ClaudeResource
 from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.subtitles import glossary, segmenter, stages, translators
@@ -43,7 +43,7 @@ def _glossary_inputs(paths, job: str) -> list[StageInput]:
 @one_line_failures
 def translation(
     context: dg.AssetExecutionContext, storage: StageStore, translation_settings: translators.TranslationSettings,
-    translator: ApertiumTranslator, claude: ClaudeResource, asr: WhisperASR, rules: SubtitleRules,
+    translator: ApertiumTranslator, claude: ClaudeResource, asr: ASRBackend, rules: SubtitleRules,
     cues: StageManifest, audio: StageManifest,
 ):
     """The spoken-language cues in one target language: one translated line per source cue.

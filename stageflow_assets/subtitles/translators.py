@@ -14,7 +14,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import BaseModel
 
-from stageflow_assets.providers.asr import WhisperASR
+from stageflow_assets.providers.asr import ASRBackend
 from stageflow_assets.providers.llm import ClaudeResource
 from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.subtitles import glossary
@@ -57,7 +57,7 @@ def plan(source: str, target: str, settings: TranslationSettings, apertium: Aper
 
 
 def translate(plan_: Plan, cues: list[Cue], source: str, target: str, terms: dict[str, str], *,
-              apertium: ApertiumTranslator, claude: ClaudeResource, asr: WhisperASR,
+              apertium: ApertiumTranslator, claude: ClaudeResource, asr: ASRBackend,
               audio: Path | None, build_cues) -> Translated:
     sources = [c.text for c in cues]
     if plan_.backend == "none":
