@@ -109,16 +109,40 @@ def test_automation_sensor_covers_every_automated_asset():
         assert graph.get(dg.AssetKey(name)).automation_condition is None
 
 
-def test_transcript_requests_every_language_then_all_subtitles_request_the_mux(daemon):
+SOURCE_ASSETS = ("source_video", "audio", "transcript", "cues")
+
+
+def first_pass(daemon: Daemon, job: str = JOB, langs=LANGS, source: str = "cli") -> None:
+    """A job's first pass, as whoever registered it made it (the CLI, the inbox chain)."""
+    for asset in SOURCE_ASSETS:
+        daemon.materialized(asset, job, source=source)
+    for lang in langs:
+        daemon.materialized("translation", multi(job, lang), source=source)
+        daemon.materialized("subtitles", multi(job, lang), source=source)
+    daemon.materialized("subtitled_video", job, source=source)
+    daemon.materialized("subtitle_outbox", job, source=source)
+
+
+def test_a_jobs_first_pass_is_left_to_whoever_registered_it(daemon):
+    """First materializations never count, tagged or not: the CLI or the inbox chain owns them
+    (and a tick after one that saw no event cannot tell tagged updates apart)."""
+    assert daemon.tick() == nothing()
+    for asset in SOURCE_ASSETS:
+        daemon.materialized(asset, JOB)
+    assert daemon.tick() == nothing()
+    assert daemon.tick() == nothing()
+
+
+def test_transcript_redone_by_hand_requests_every_language_then_all_subtitles_request_the_mux(daemon):
     assert len(LANGS) >= 2, "the test needs at least two configured languages"
-    # a newly registered job with nothing materialized: nothing can run yet
+    *first, last = LANGS
+    daemon.tick()
+    first_pass(daemon, langs=first)  # the CLI was asked for all but the last configured language
     assert daemon.tick() == nothing()
 
-    daemon.materialized("source_video", JOB)
-    daemon.materialized("audio", JOB)
-    assert daemon.tick() == nothing()
-
+    # the transcript made again from the UI (a new model, say)
     daemon.materialized("transcript", JOB)
+    assert daemon.tick() == nothing()  # the cues are not redone yet: cues is what languages read
 
     daemon.materialized("cues", JOB)
     requested = daemon.tick()
@@ -130,14 +154,12 @@ def test_transcript_requests_every_language_then_all_subtitles_request_the_mux(d
     # the mux is a different partitions definition (a different run): it must not start before
     # those runs have written every language, so it is not requested alongside them
     assert requested[MUX] == set()
-    # the other job's transcript is missing: nothing for it
     assert not any(OTHER_JOB in p for ps in requested.values() for p in ps)
 
     # the requests are remembered: the next tick does not repeat them
     assert daemon.tick() == nothing()
 
-    # the language runs finish one by one; with a language missing, no mux
-    *first, last = LANGS
+    # the language runs finish one by one; with a language still missing, no mux
     for lang in first:
         daemon.materialized("translation", multi(JOB, lang))
         daemon.materialized("subtitles", multi(JOB, lang))
@@ -152,12 +174,12 @@ def test_transcript_requests_every_language_then_all_subtitles_request_the_mux(d
 
 
 def test_mux_waits_for_a_language_that_never_arrives(daemon):
-    daemon.materialized("source_video", JOB)
-    daemon.materialized("audio", JOB)
-    daemon.materialized("transcript", JOB)
-    daemon.materialized("cues", JOB)
-    daemon.tick()
     *present, absent = LANGS
+    daemon.tick()
+    first_pass(daemon, langs=present)  # the CLI was asked for the others only
+    daemon.tick()
+    daemon.materialized("cues", JOB)  # made again from the UI: every configured language is asked for
+    assert daemon.tick()[TRANSLATION] == {str(multi(JOB, lang)) for lang in LANGS}
     for lang in present:
         daemon.materialized("translation", multi(JOB, lang))
         daemon.materialized("subtitles", multi(JOB, lang))
@@ -197,8 +219,9 @@ def test_language_requests_become_one_run_per_language(daemon):
 
     (sensor,) = [s for s in defs.sensors if s.name == "stageflow_automation"]
     daemon.tick()  # the daemon was already running when the video arrived
-    for asset in ("source_video", "audio", "transcript", "cues"):
-        daemon.materialized(asset, JOB)
+    first_pass(daemon)
+    daemon.tick()
+    daemon.materialized("cues", JOB)  # made again from the UI
     daemon.tick()
     subsets = daemon.last._requested_subsets
     graph = defs.resolve_asset_graph()
@@ -219,8 +242,10 @@ def test_language_requests_become_one_run_per_language(daemon):
 
 
 def test_failed_blocking_qc_keeps_the_daemon_from_muxing(daemon):
-    for asset in ("source_video", "audio", "transcript", "cues"):
-        daemon.materialized(asset, JOB)
+    daemon.tick()
+    first_pass(daemon)
+    daemon.tick()
+    daemon.materialized("cues", JOB)  # made again from the UI
     daemon.tick()
     *first, last = LANGS
     for lang in first:
@@ -236,10 +261,15 @@ def test_failed_blocking_qc_keeps_the_daemon_from_muxing(daemon):
 def test_chained_work_on_a_brand_new_instance_is_left_alone(daemon):
     """The first tick of a new home sees no event at all; Dagster's all_new_updates_have_run_tags
     cannot tell the next tick's updates apart then (it needs the previous tick's event id)."""
-    assert daemon.tick() == nothing()  # the daemon is up before the first video arrives
-    for asset in ("source_video", "audio", "transcript", "cues"):
+    assert daemon.tick() == nothing()  # the daemon is up before the first videos arrive
+    for asset in SOURCE_ASSETS:  # two videos at once: neither is the asset's latest partition for long
         daemon.materialized(asset, JOB, source="inbox")
+        daemon.materialized(asset, OTHER_JOB, source="inbox")
     assert daemon.tick() == nothing()
+    for lang in LANGS:
+        for job in (JOB, OTHER_JOB):
+            daemon.materialized("translation", multi(job, lang), source="inbox")
+            daemon.materialized("subtitles", multi(job, lang), source="inbox")
     assert daemon.tick() == nothing()
 
 

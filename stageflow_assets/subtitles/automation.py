@@ -6,28 +6,26 @@ mux and the outbox). A video the CLI submits runs into the languages asked for a
 Both tag their runs `stageflow/source` (`inbox`, `cli`), and updates made by runs with that tag
 do not count as upstream updates here: a daemon running beside the CLI (`make ui`) does not
 translate that video again into every configured language, and an inbox video is not chained
-twice. What remains for `INBOX_EAGER` is work started without stageflow: an asset materialized
-from the UI flows down to the languages, the mux and the outbox.
+twice. Nor does a partition's first materialization count: whoever registered the job (the CLI,
+the inbox) takes it through its first pass. What remains for `INBOX_EAGER` is work redone by
+hand: an asset materialized again from the UI flows down to the languages, the mux and the outbox.
 """
 
 import dagster as dg
 
 from stageflow_assets.core.stage import SOURCE_TAG
 
-# Two views of "made by a chained run", because each is blind somewhere: the updates since the
-# last tick cannot be told apart on a tick after one that saw no event at all (a new home: Dagster
-# needs the previous tick's event id), and the latest run that updated an asset is known only for
-# its latest partition. A single video on a new home is covered by the second; the one case left
-# is several videos updating at once in a new home's first window.
-_made_by_chained_runs = (
-    dg.AutomationCondition.all_new_updates_have_run_tags(tag_keys={SOURCE_TAG})
-    | dg.AutomationCondition.executed_with_tags(tag_keys={SOURCE_TAG})
-)
+# Dagster reads "all updates since the last tick were made by tagged runs" from the event log
+# between two ticks, and cannot on a tick after one that saw no event at all (a new home): it then
+# says no. Every update in that window is a first materialization, which never counts, so no
+# chained work slips through it.
+_first_materialization = (~dg.AutomationCondition.missing()).newly_true().with_label("first_materialization")
 _updated_outside_stageflow_chains = (
     dg.AutomationCondition.newly_updated()
     & ~dg.AutomationCondition.executed_with_root_target()
-    & ~_made_by_chained_runs
-).with_label("newly_updated_outside_stageflow_chains")
+    & ~dg.AutomationCondition.all_new_updates_have_run_tags(tag_keys={SOURCE_TAG})
+    & ~_first_materialization
+).with_label("newly_updated_again_outside_stageflow_chains")
 
 # Dagster's `eager()` without its `newly_missing` branch (a job partition the CLI registers is
 # missing everywhere until the CLI's own runs fill it) and with updates by chained runs ignored
