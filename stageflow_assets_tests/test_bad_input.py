@@ -216,6 +216,9 @@ def test_missing_file_fails_clearly(tmp_path):
 # --------------------------------------------------------------------------- awkward names
 
 
+ONNXRUNTIME_SESSION_FILE = ".ses"
+
+
 def run_clean(video: Path, out: Path, lang: str, cli_video_arg: str, tmp: Path) -> tuple[CliResult, str]:
     """Run the CLI from `video`'s folder with a watched TMPDIR; check it ended cleanly."""
     watched_tmp = tmp / "tmpdir"
@@ -259,7 +262,10 @@ def run_clean(video: Path, out: Path, lang: str, cli_video_arg: str, tmp: Path) 
     # nothing escaped: the inputs are as they were, no temp files, every stage file in HOME
     assert tree(video.parent) == inputs_before
     assert video.read_bytes() == original
-    assert list(watched_tmp.iterdir()) == []
+    # ONNX Runtime 1.32 (the VAD of batched Whisper decoding) keeps one telemetry session file,
+    # `$TMPDIR/.ses` (a first-launch time and an SDK id), reused by every later process: not a
+    # file of this run. Anything else left in TMPDIR is.
+    assert [p for p in watched_tmp.iterdir() if p.name != ONNXRUNTIME_SESSION_FILE] == []
     assert temps_under_home() == []
     root = home().resolve()
     for path in home().rglob("*"):
