@@ -50,6 +50,21 @@ def read_failure_notice(paths: StagePaths, domain: str, job: str) -> str | None:
         return None
 
 
+def note_cli_failure(instance: dg.DagsterInstance, paths: StagePaths, domain: str, job: str,
+                     message: str, run_id: str | None) -> None:
+    """FAILED.txt for a run the CLI executed, worded as the daemon's notice words it; never in the
+    way of the error the CLI reports (the instance's database may be what failed)."""
+    try:
+        run = instance.get_run_by_id(run_id) if run_id else None
+        line = run_failure_line(instance, run) if run is not None else message
+    except Exception:  # noqa: BLE001 - the command's own error line says what happened
+        line = message
+    try:
+        write_failure_notice(paths, domain, job, line, run_id)
+    except OSError:
+        pass
+
+
 def run_failure_line(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
     """What failed in `run` and why, in one line: `subtitles [es]: <the step's error>`."""
     failures = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records

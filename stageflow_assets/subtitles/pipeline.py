@@ -9,7 +9,7 @@ from typing import Callable
 
 import dagster as dg
 
-from stageflow_assets.core.outbox import run_failure_line, write_failure_notice
+from stageflow_assets.core.outbox import note_cli_failure
 from stageflow_assets.core.paths import StagePaths, atomic_path
 from stageflow_assets.core.pipeline import PipelineError, RunSequence, manifest_for
 from stageflow_assets.core.runs import PartitionRun
@@ -48,7 +48,7 @@ def run_subtitles(
     try:
         _run_all(runs, paths, job, languages, result, progress, container, burn_in)
     except PipelineError as exc:
-        note_failure(instance, paths, job, exc)
+        note_cli_failure(instance, paths, stages.DOMAIN, job, str(exc), exc.run_id)
         raise
     result.outbox = paths.dir_of(stages.OUTBOX, job)
     if out_dir is not None:
@@ -78,13 +78,6 @@ def _run_all(runs: RunSequence, paths: StagePaths, job: str, languages: list[str
     mux_config = {"ops": {"subtitled_video": {"config": {
         "languages": languages, "container": container, "burn_in": burn_in}}}}
     runs.run("subtitled video", "subtitle_mux_job", subtitle_job_partitions, job, mux_config)
-
-
-def note_failure(instance: dg.DagsterInstance, paths: StagePaths, job: str, exc: PipelineError) -> None:
-    """FAILED.txt in the job's outbox folder, worded as the daemon's notice words it."""
-    run = instance.get_run_by_id(exc.run_id) if exc.run_id else None
-    line = run_failure_line(instance, run) if run is not None else str(exc)
-    write_failure_notice(paths, stages.DOMAIN, job, line, exc.run_id)
 
 
 def copy_deliverables(

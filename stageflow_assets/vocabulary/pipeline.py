@@ -18,7 +18,7 @@ import dagster as dg
 
 from stageflow_assets.core.keys import slug
 from stageflow_assets.core.manifest import stage_manifest
-from stageflow_assets.core.outbox import run_failure_line, write_failure_notice
+from stageflow_assets.core.outbox import note_cli_failure
 from stageflow_assets.core.paths import StagePaths, atomic_path
 from stageflow_assets.core.pipeline import PipelineError, RunSequence, manifest_for
 from stageflow_assets.vocabulary import stages
@@ -67,9 +67,7 @@ def run_vocab(
             progress(f"deck {deck!r} ({job}): parse, analyse, speak, build")
             runs.run("deck", "vocabulary_deck_job", word_list_partitions, job)
     except PipelineError as exc:
-        run = instance.get_run_by_id(exc.run_id) if exc.run_id else None
-        line = run_failure_line(instance, run) if run is not None else str(exc)
-        write_failure_notice(paths, stages.DOMAIN, job, line, exc.run_id)
+        note_cli_failure(instance, paths, stages.DOMAIN, job, str(exc), exc.run_id)
         raise
     delivered = stage_manifest(paths, stages.OUTBOX, job)
     if delivered is not None and delivered.status == "success":
