@@ -312,7 +312,9 @@ def analyse_a(proc: Proc, iteration: Path) -> ATiming:
 
     job = next(l.split(":", 1)[1].strip() for l in proc.stdout.splitlines() if l.startswith("job:"))
     manifests = {}
-    for path in (iteration / "stageflow" / "subtitles" / job).rglob("manifest.json"):
+    home = iteration / "stageflow"
+    # every stage dir of the job, and the outbox stage's, which is the job's outbox folder
+    for path in [*(home / "subtitles" / job).rglob("manifest.json"), *(home / "outbox" / "subtitles" / job).glob("manifest.json")]:
         m = json.loads(path.read_text())
         manifests[(m["stage"], m["partition"])] = m
 
