@@ -86,7 +86,7 @@ class FunctionLevel:
     """The sensor function, tick after tick, on its own home; keeps the cursors the daemon level reuses."""
 
     def __init__(self, base: Path, inbox: Path) -> None:
-        from stageflow_assets.core.storage import StageStore
+        from stageflow_assets.core.stage_store import StageStore
 
         self.store = StageStore(home=str(base / "stageflow"))
         self.store.paths.inbox("videos").parent.mkdir(parents=True, exist_ok=True)

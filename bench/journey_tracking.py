@@ -105,7 +105,7 @@ def patched(tracking: bool, clock: Clock):
 def one_journey(tracking: bool) -> tuple[float, Clock, str]:
     import dagster as dg
 
-    from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.core.stage_store import StageStore
     from stageflow_assets.journey.pipeline import run_journey
 
     clock = Clock()
@@ -120,13 +120,13 @@ def one_journey(tracking: bool) -> tuple[float, Clock, str]:
 
 def stage_times(key: str) -> dict[str, float]:
     from stageflow_assets.core.manifest import MANIFEST_NAME, read_manifest
-    from stageflow_assets.core.storage import StageStore
-    from stageflow_assets.journey import stages
+    from stageflow_assets.core.stage_store import StageStore
+    from stageflow_assets.journey import stage_dirs
 
     paths = StageStore().paths
     times = {}
-    for spec in stages.ALL:
-        manifest = read_manifest(paths.stage_dir(stages.DOMAIN, key, spec.dir_name) / MANIFEST_NAME)
+    for spec in stage_dirs.ALL:
+        manifest = read_manifest(paths.stage_dir(stage_dirs.DOMAIN, key, spec.dir_name) / MANIFEST_NAME)
         times[spec.dir_name] = manifest.duration_s
     return times
 

@@ -117,8 +117,8 @@ def subtitles(
         _fail(f"--burn-in {burn_in}: burn in one of the --lang languages", code=2)
 
     from stageflow_assets.core.errors import BadInputError
-    from stageflow_assets.core.pipeline import Interrupted
-    from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.core.run_sequence import Interrupted
+    from stageflow_assets.core.stage_store import StageStore
     from stageflow_assets.subtitles.glossary import load_glossary
     from stageflow_assets.subtitles.pipeline import PipelineError, run_subtitles
     from stageflow_assets.subtitles.registry import global_glossary
@@ -203,8 +203,8 @@ def vocab(words: Path, deck: str, language: str, native: str | None, out_dir: Pa
         _fail("--prune deletes notes from Anki: use it with --sync or --collection", code=2)
 
     from stageflow_assets.core.errors import StageError
-    from stageflow_assets.core.pipeline import Interrupted
-    from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.core.run_sequence import Interrupted
+    from stageflow_assets.core.stage_store import StageStore
     from stageflow_assets.vocabulary.pipeline import PipelineError, SyncRequest, run_vocab
     from stageflow_assets.vocabulary.wordlist import parse_word_list
 
@@ -293,8 +293,8 @@ def journey(prompt: str, lang: str, work_lang: str, interception: str, iteration
             outputs: tuple[str, ...], seed: int | None, safety: str, out_dir: Path, max_runtime: float | None) -> None:
     """Take PROMPT through translation and §86a check, interception, output safety and media, as a Dagster run."""
     from stageflow_assets.core.errors import StageError
-    from stageflow_assets.core.pipeline import Interrupted, PipelineError
-    from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.core.run_sequence import Interrupted, PipelineError
+    from stageflow_assets.core.stage_store import StageStore
     from stageflow_assets.journey.pipeline import run_journey
 
     options = {"prompt": prompt, "lang": lang, "work_lang": work_lang, "interception": interception,
@@ -379,7 +379,7 @@ def costs(since, job: str | None) -> None:
     read from the daily_usage partitions; days not counted there yet, today included, are computed
     live from the event log. Prints `key: value` lines."""
     from stageflow_assets.core.days import TIMEZONE, today
-    from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.core.stage_store import StageStore
     from stageflow_assets.usage.ledger import cost_ledger, job_has_runs, ledger_lines
 
     first = since.date() if since is not None else None
@@ -423,7 +423,7 @@ def worker(name: str, concurrency: int, queues: tuple[str, ...], threads: int | 
               help="Write <key>.json/.xml/.pdf/.docx/.crate.zip here.")
 def export_record(key_or_run_id: str, formats: tuple[str, ...], out_dir: Path) -> None:
     """Export the research record of a job (a journey, a video, a deck, by its key) or of one run."""
-    from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.core.stage_store import StageStore
     from stageflow_assets.records.build import RecordError, UnknownRecord, record_for
     from stageflow_assets.records.exports import ExportError, export
 
@@ -452,7 +452,7 @@ def forget(key: str, runs: bool) -> None:
     """Forget the job KEY (a video, a deck or a journey): its stage dirs, its outbox folder and its
     partition. Nothing else is touched. Refused (exit 3) while one of its runs is queued or going."""
     from stageflow_assets.core.forget import KeyInUse, UnknownKey, forget as forget_key
-    from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.core.stage_store import StageStore
 
     try:
         done = forget_key(_instance(), StageStore().paths, key, runs=runs)

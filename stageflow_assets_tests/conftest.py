@@ -49,7 +49,7 @@ def instance():
 @pytest.fixture
 def store(tmp_path):
     """A storage resource rooted in the test's own directory."""
-    from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.core.stage_store import StageStore
 
     return StageStore(home=str(tmp_path / "stageflow"))
 

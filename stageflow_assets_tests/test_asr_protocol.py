@@ -24,7 +24,7 @@ from stageflow_assets.providers.asr import ASRBackend, Transcript, WhisperASR
 from stageflow_assets.providers.asr_whisperx import WhisperXASR, asr_resource_from_env, whisperx_missing_reason
 from stageflow_assets.providers.media import MediaTools
 from stageflow_assets.subtitles import assets as subtitle_assets
-from stageflow_assets.subtitles import stages, translators
+from stageflow_assets.subtitles import stage_dirs, translators
 from stageflow_assets.subtitles.partitions import subtitle_job_partitions
 from stageflow_assets.subtitles.registry import register_video
 
@@ -241,7 +241,7 @@ def test_the_transcript_asset_runs_the_backend_it_is_given(name, speech_video, s
     assert result.success
     metadata = result.asset_materializations_for_node("transcript")[0].metadata
     assert "fox" in metadata["preview"].value.lower()
-    manifest = stage_manifest(store.paths, stages.TRANSCRIPT, job)
+    manifest = stage_manifest(store.paths, stage_dirs.TRANSCRIPT, job)
     assert manifest.config == asr.parameters()
     assert manifest.config["backend"] == ("whisperx" if name == "whisperx" else "faster-whisper")
     if name != "whisperx":

@@ -24,14 +24,14 @@ from stageflow_assets.core.keys import KEY_PATTERN, job_key_for_file, slug
 from stageflow_assets.core.manifest import FAILED_MANIFEST_NAME, MANIFEST_NAME
 from stageflow_assets.core.paths import TEMP_MARK
 from stageflow_assets.core.stage import STAGE_LOG_NAME
-from stageflow_assets.subtitles import stages
-from stageflow_assets.core.registry import JOB_FILE
+from stageflow_assets.subtitles import stage_dirs
+from stageflow_assets.core.job_records import JOB_FILE
 from stageflow_assets_tests.conftest import REPO, CliResult, run_cli
 
 STAGE_DIRS = [
     s.dir_name
-    for s in (stages.SOURCE_VIDEO, stages.AUDIO, stages.TRANSCRIPT, stages.CUES, stages.TRANSLATION,
-              stages.SUBTITLES, stages.SUBTITLED_VIDEO)
+    for s in (stage_dirs.SOURCE_VIDEO, stage_dirs.AUDIO, stage_dirs.TRANSCRIPT, stage_dirs.CUES, stage_dirs.TRANSLATION,
+              stage_dirs.SUBTITLES, stage_dirs.SUBTITLED_VIDEO)
 ]
 RUN_IN_ERROR = re.compile(r"\(run ([0-9a-f-]{36});")
 
@@ -44,7 +44,7 @@ def home() -> Path:
 
 
 def job_dir(job: str) -> Path:
-    return home() / stages.DOMAIN / job
+    return home() / stage_dirs.DOMAIN / job
 
 
 def temps_under_home() -> list[Path]:
@@ -175,15 +175,15 @@ def _no_audio(_: Path, dst: Path) -> None:
 
 
 BAD_CASES = [
-    BadCase("empty.mp4", _empty, stages.SOURCE_VIDEO.dir_name, ("empty",)),
-    BadCase("notes.mp4", _text, stages.SOURCE_VIDEO.dir_name, ("not a readable video",)),
+    BadCase("empty.mp4", _empty, stage_dirs.SOURCE_VIDEO.dir_name, ("empty",)),
+    BadCase("notes.mp4", _text, stage_dirs.SOURCE_VIDEO.dir_name, ("not a readable video",)),
     # moov atom lost: ffprobe already refuses it
-    BadCase("truncated.mp4", _truncated, stages.SOURCE_VIDEO.dir_name,
+    BadCase("truncated.mp4", _truncated, stage_dirs.SOURCE_VIDEO.dir_name,
             ("truncated", "complete video")),
     # moov atom kept: probes fine, but decodes to far less audio than the header promises
-    BadCase("truncated-faststart.mp4", _truncated_faststart, stages.AUDIO.dir_name,
+    BadCase("truncated-faststart.mp4", _truncated_faststart, stage_dirs.AUDIO.dir_name,
             ("truncated",)),
-    BadCase("silent-colour.mp4", _no_audio, stages.SOURCE_VIDEO.dir_name, ("no audio stream",)),
+    BadCase("silent-colour.mp4", _no_audio, stage_dirs.SOURCE_VIDEO.dir_name, ("no audio stream",)),
 ]
 
 
@@ -209,7 +209,7 @@ def test_missing_file_fails_clearly(tmp_path):
     assert result.returncode == 2
     assert str(video) in line and "no such file" in line, line
     assert tree(home()) == before  # nothing registered, no stage started
-    assert not list((home() / stages.DOMAIN).glob(f"{slug(video.stem)}-*"))
+    assert not list((home() / stage_dirs.DOMAIN).glob(f"{slug(video.stem)}-*"))
     assert_out_untouched(out)
 
 
@@ -254,7 +254,7 @@ def run_clean(video: Path, out: Path, lang: str, cli_video_arg: str, tmp: Path) 
 
     # the job is registered under its key, directly under the domain dir
     directory = job_dir(job)
-    assert directory.resolve().parent == (home() / stages.DOMAIN).resolve()
+    assert directory.resolve().parent == (home() / stage_dirs.DOMAIN).resolve()
     registered = json.loads((directory / JOB_FILE).read_text())
     assert registered["original_name"] == video.name
     assert registered["source_path"] == str(video.resolve())
@@ -270,9 +270,9 @@ def run_clean(video: Path, out: Path, lang: str, cli_video_arg: str, tmp: Path) 
     root = home().resolve()
     for path in home().rglob("*"):
         assert path.resolve().is_relative_to(root), path
-    for child in (home() / stages.DOMAIN).iterdir():
+    for child in (home() / stage_dirs.DOMAIN).iterdir():
         assert KEY_PATTERN.match(child.name) and ".." not in child.name, child
-    assert not (REPO / ".stageflow" / stages.DOMAIN / job).exists()  # STAGEFLOW_HOME honoured
+    assert not (REPO / ".stageflow" / stage_dirs.DOMAIN / job).exists()  # STAGEFLOW_HOME honoured
     return result, job
 
 

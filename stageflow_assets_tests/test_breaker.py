@@ -21,7 +21,7 @@ from stageflow_assets.core.errors import BadInputError, ProviderError
 from stageflow_assets.core.io_manager import StageManifestIOManager
 from stageflow_assets.core.paths import StageSpec
 from stageflow_assets.core.stage import StageWriter, run_stage
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.ankiconnect import AnkiConnect
 from stageflow_assets.providers.breaker import (
     BreakerConfig,

@@ -160,7 +160,7 @@ def test_a_run_failed_by_a_ctrl_c_between_steps_is_an_interrupt_not_a_failure(mo
     """Dagster raises its interrupt between two steps outside any step: the run ends FAILURE, not
     CANCELED. When the watcher heard the Ctrl-C, the command reports an interrupt (exit 130), not
     a failed run (exit 1)."""
-    from stageflow_assets.core import pipeline
+    from stageflow_assets.core import run_sequence
     from stageflow_assets.core.runs import RunOutcome
 
     class HeardCtrlC:
@@ -177,13 +177,13 @@ def test_a_run_failed_by_a_ctrl_c_between_steps_is_an_interrupt_not_a_failure(mo
         def __exit__(self, *exc):
             return False
 
-    monkeypatch.setattr(pipeline, "RunWatcher", HeardCtrlC)
-    monkeypatch.setattr(pipeline, "execute_partition", lambda *args, **kwargs: RunOutcome(
+    monkeypatch.setattr(run_sequence, "RunWatcher", HeardCtrlC)
+    monkeypatch.setattr(run_sequence, "execute_partition", lambda *args, **kwargs: RunOutcome(
         "run-1", success=False, error="dagster._core.errors.DagsterExecutionInterruptedError"))
-    monkeypatch.setattr(pipeline.scaleout, "enabled", lambda: False)
+    monkeypatch.setattr(run_sequence.scaleout, "enabled", lambda: False)
     with dg.instance_for_test() as instance:
-        runs = pipeline.RunSequence(instance, "job-1", False, lambda line: None, [])
-        with pytest.raises(pipeline.Interrupted) as stopped:
+        runs = run_sequence.RunSequence(instance, "job-1", False, lambda line: None, [])
+        with pytest.raises(run_sequence.Interrupted) as stopped:
             runs.run("source", "subtitle_source_job", dg.StaticPartitionsDefinition(["job-1"]), "job-1")
     assert stopped.value.run_id == "run-1" and "Ctrl-C or SIGTERM" in str(stopped.value)
     assert runs.runs == [("source", "run-1")]

@@ -219,7 +219,7 @@ def test_ctrl_c_on_a_worker_lets_its_run_finish_and_a_second_cancels_it(cluster,
                                                                          tmp_path, signals, ends):
     """A terminal's Ctrl-C reaches the worker's whole process group: the first is a warm shutdown."""
     from stageflow_assets.core.runs import PartitionRun, launch_partition
-    from stageflow_assets.core.storage import StageStore
+    from stageflow_assets.core.stage_store import StageStore
     from stageflow_assets.subtitles.partitions import subtitle_job_partitions
     from stageflow_assets.subtitles.registry import register_video
 

@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from stageflow_assets.core.keys import job_key_for_file
-from stageflow_assets.subtitles import stages
+from stageflow_assets.subtitles import stage_dirs
 from stageflow_assets.subtitles.partitions import subtitle_job_partitions
 from stageflow_assets_tests.conftest import run_cli
 
@@ -47,7 +47,7 @@ def rejected_before_any_run(video: Path, *args: object) -> str:
         jobs = instance.get_dynamic_partitions(subtitle_job_partitions.name)
     if video.is_file():
         assert job_key_for_file(video) not in jobs
-        assert not (home() / stages.DOMAIN / job_key_for_file(video)).exists()  # nothing transcribed
+        assert not (home() / stage_dirs.DOMAIN / job_key_for_file(video)).exists()  # nothing transcribed
     return result.error_lines[0]
 
 

@@ -255,8 +255,8 @@ def test_the_subtitles_stage_splits_a_long_translation_and_records_it(tmp_path):
     import pysubs2
 
     from stageflow_assets.core.io_manager import StageManifestIOManager
-    from stageflow_assets.core.storage import StageStore
-    from stageflow_assets.subtitles import stages
+    from stageflow_assets.core.stage_store import StageStore
+    from stageflow_assets.subtitles import stage_dirs
     from stageflow_assets.subtitles.models import TranslatedCue, TranslationDoc
     from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
     from stageflow_assets.subtitles.style import SubtitleStyle
@@ -272,14 +272,14 @@ def test_the_subtitles_stage_splits_a_long_translation_and_records_it(tmp_path):
         TranslatedCue(index=1, start=10.0, end=14.6, text=spanish[0], source=english[0]),
         TranslatedCue(index=2, start=14.68, end=17.0, text=spanish[1], source=english[1]),
     ], glossary_missing={2: ["egoísmo"]})
-    _upstream(store.paths, stages.TRANSLATION, job, lang, "translation", doc.model_dump_json(), {"cues": 2})
-    _upstream(store.paths, stages.SOURCE_VIDEO, job, None, None, None, {"duration_s": 17.2, "fps": 25.0})
+    _upstream(store.paths, stage_dirs.TRANSLATION, job, lang, "translation", doc.model_dump_json(), {"cues": 2})
+    _upstream(store.paths, stage_dirs.SOURCE_VIDEO, job, None, None, None, {"duration_s": 17.2, "fps": 25.0})
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(subtitle_job_partitions.name, [job])
         upstream = [dg.AssetSpec("source_video", partitions_def=subtitle_job_partitions,
-                                 metadata=stages.SOURCE_VIDEO.metadata),
+                                 metadata=stage_dirs.SOURCE_VIDEO.metadata),
                     dg.AssetSpec("translation", partitions_def=job_language_partitions,
-                                 metadata=stages.TRANSLATION.metadata)]
+                                 metadata=stage_dirs.TRANSLATION.metadata)]
         result = dg.materialize(
             [*upstream, subtitles], selection=[subtitles], instance=instance,
             partition_key=dg.MultiPartitionKey({"job": job, "lang": lang}),
@@ -289,7 +289,7 @@ def test_the_subtitles_stage_splits_a_long_translation_and_records_it(tmp_path):
     assert result.success
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["qc_errors"].passed, checks["qc_errors"].metadata
-    stage_dir = store.paths.stage_dir(stages.SUBTITLES.domain, job, stages.SUBTITLES.dir_name, lang)
+    stage_dir = store.paths.stage_dir(stage_dirs.SUBTITLES.domain, job, stage_dirs.SUBTITLES.dir_name, lang)
     srt = pysubs2.load(str(stage_dir / "subtitles.srt"))
     assert all(len(event.text.split(r"\N")) <= 2 for event in srt), [e.text for e in srt]
     assert " ".join(e.plaintext.replace("\n", " ") for e in srt).split() == " ".join(spanish).split()

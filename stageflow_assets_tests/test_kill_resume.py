@@ -24,7 +24,7 @@ from stageflow_assets.core.manifest import MANIFEST_NAME
 from stageflow_assets.core.paths import TEMP_MARK
 from stageflow_assets.core.runs import PID_TAG
 from stageflow_assets.core.stage import FORCE_TAG, STAGE_LOG_NAME
-from stageflow_assets.subtitles import stages
+from stageflow_assets.subtitles import stage_dirs
 from stageflow_assets.core.stage import JOB_TAG
 from stageflow_assets_tests.conftest import STAGEFLOW, run_cli
 
@@ -114,7 +114,7 @@ def test_killed_step_keeps_last_good_materialization_and_reexecutes(librivox_vid
     assert first.returncode == 0, first.stderr[-3000:]
     job = first.value("job")[0]
     home = Path(os.environ["STAGEFLOW_HOME"])
-    transcript_dir = home / stages.DOMAIN / job / stages.TRANSCRIPT.dir_name
+    transcript_dir = home / stage_dirs.DOMAIN / job / stage_dirs.TRANSCRIPT.dir_name
     manifest_path = transcript_dir / MANIFEST_NAME
     log = transcript_dir / STAGE_LOG_NAME
     good_bytes = manifest_path.read_bytes()
@@ -168,7 +168,7 @@ def test_killed_step_keeps_last_good_materialization_and_reexecutes(librivox_vid
             time.monotonic() < deadline:
         time.sleep(0.2)
     assert left == {}, f"processes of the killed run are still alive: {left}"
-    assert processes_mentioning(str(video), str(home / stages.DOMAIN / job)) == {}
+    assert processes_mentioning(str(video), str(home / stage_dirs.DOMAIN / job)) == {}
     assert not [c for c in at_kill.values() if "ffmpeg" in c or "whisper" in c], at_kill
 
     # the killed run is recorded, and not as a success
@@ -194,7 +194,7 @@ def test_killed_step_keeps_last_good_materialization_and_reexecutes(librivox_vid
     assert after["partition"] == job
     outputs_intact(transcript_dir, after)
     assert new_run_id in started_runs(log, job)
-    assert not list((home / stages.DOMAIN / job).rglob(f"*{TEMP_MARK}*"))
+    assert not list((home / stage_dirs.DOMAIN / job).rglob(f"*{TEMP_MARK}*"))
 
     with dg.DagsterInstance.get() as instance:
         killed = instance.get_run_by_id(killed_run)

@@ -12,8 +12,8 @@ import pytest
 
 from stageflow_assets.core.runs import execute_partition
 from stageflow_assets.core.stage import JOB_TAG
-from stageflow_assets.core.storage import StageStore
-from stageflow_assets.subtitles import stages
+from stageflow_assets.core.stage_store import StageStore
+from stageflow_assets.subtitles import stage_dirs
 from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
 from stageflow_assets.subtitles.registry import register_video
 from stageflow_assets_tests.conftest import run_cli
@@ -39,11 +39,11 @@ def decode_errors(path: Path) -> str:
 
 
 def stage_dir(job: str, spec, lang: str | None = None) -> Path:
-    return Path(os.environ["STAGEFLOW_HOME"], stages.DOMAIN, job, spec.dir_name, *([lang] if lang else []))
+    return Path(os.environ["STAGEFLOW_HOME"], stage_dirs.DOMAIN, job, spec.dir_name, *([lang] if lang else []))
 
 
 def mux_manifest(job: str) -> dict:
-    return json.loads((stage_dir(job, stages.SUBTITLED_VIDEO) / "manifest.json").read_text())
+    return json.loads((stage_dir(job, stage_dirs.SUBTITLED_VIDEO) / "manifest.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def _events(instance, run_id: str, kind) -> list:
 
 def test_a_mux_failure_says_what_to_fix_once_with_ffmpegs_words_in_metadata(webm, tmp_path):
     job, _ = subtitle(webm, tmp_path / "out", "mp4")
-    srt = stage_dir(job, stages.SUBTITLES, "es") / "subtitles.srt"
+    srt = stage_dir(job, stage_dirs.SUBTITLES, "es") / "subtitles.srt"
     good = srt.read_bytes()
     srt.write_bytes(bytes(range(256)) * 8)  # the es subtitles broke after they were written
     try:
@@ -132,7 +132,7 @@ def test_a_mux_failure_says_what_to_fix_once_with_ffmpegs_words_in_metadata(webm
                              "that made it")
     metadata = failed.event_log_entry.dagster_event.step_failure_data.user_failure_data.metadata
     assert "Invalid data found when processing input" in metadata["stderr"].value
-    failed_manifest = json.loads((stage_dir(job, stages.SUBTITLED_VIDEO) / "manifest.failed.json").read_text())
+    failed_manifest = json.loads((stage_dir(job, stage_dirs.SUBTITLED_VIDEO) / "manifest.failed.json").read_text())
     assert failed_manifest["errors"][0]["type"] == "ToolRefusedError"
     assert failed_manifest["errors"][0]["details"]["streams"][0]["decision"].startswith("transcode (vp8 → h264")
 

@@ -14,7 +14,7 @@ from stageflow_assets.core.io_manager import StageManifestIOManager
 from stageflow_assets.core.outbox import FAILED_NOTICE, read_failure_notice, write_failure_notice
 from stageflow_assets.core.paths import StageSpec, replace_dir
 from stageflow_assets.core.stage import FORCE_TAG, StageWriter, run_stage
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 
 toy_jobs = dg.DynamicPartitionsDefinition(name="toy_outbox_jobs")
 OUTBOX = StageSpec("toy", "outbox", outbox=True)

@@ -30,7 +30,7 @@ from stageflow_assets.core.io_manager import StageManifestIOManager
 from stageflow_assets.core.paths import StageSpec
 from stageflow_assets.core.progress_live import LiveReporter
 from stageflow_assets.core.stage import StageWriter, run_stage
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.asr import reported
 from stageflow_assets_tests.conftest import STAGEFLOW, run_cli
 

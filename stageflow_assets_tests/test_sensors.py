@@ -22,7 +22,7 @@ import yaml
 
 from stageflow_assets.core.keys import job_key_for_file
 from stageflow_assets.core.settings import project_root
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.definitions import defs
 from stageflow_assets.core.stage import JOB_TAG
 from stageflow_assets.subtitles.partitions import subtitle_job_partitions

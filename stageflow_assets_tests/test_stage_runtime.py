@@ -9,7 +9,7 @@ from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.io_manager import StageManifestIOManager
 from stageflow_assets.core.paths import StageSpec
 from stageflow_assets.core.stage import FORCE_TAG, StageWriter, run_stage
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 
 toy_jobs = dg.DynamicPartitionsDefinition(name="toy_jobs")
 SPEC = StageSpec("toy", "01_echo")

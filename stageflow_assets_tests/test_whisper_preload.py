@@ -9,7 +9,7 @@ import threading
 import dagster as dg
 
 from stageflow_assets.core.stage import FORCE_TAG
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.definitions import defs
 from stageflow_assets.providers import whisper_models
 from stageflow_assets.providers.asr import WhisperASR

@@ -7,7 +7,7 @@ import dagster as dg
 from stageflow_assets.core.manifest import MANIFEST_NAME, StageManifest, read_manifest
 from stageflow_assets.core.paths import StageSpec, write_text_atomic
 from stageflow_assets.core.stage import partition_parts
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 
 FAN_IN = "stageflow/fan_in"
 

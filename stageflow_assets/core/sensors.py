@@ -15,7 +15,7 @@ from stageflow_assets.core.outbox import (
 )
 from stageflow_assets.core.queued import STOPPED_WORKER
 from stageflow_assets.core.stage import SOURCE_TAG
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 
 
 @dg.sensor(

@@ -140,6 +140,17 @@ class StageInput:
     kind: str = ""
 
 
+def stage_input(paths: StagePaths, manifest: StageManifest, kind: str) -> StageInput:
+    """The upstream stage's output of `kind`, as this stage's input (path, asset, partition)."""
+    record = manifest.output(kind)
+    return StageInput(paths.absolute(record.path), manifest.stage, manifest.partition, kind)
+
+
+# steps that call a provider (a tool, a network service) retry with backoff and jitter; bad
+# input never reaches a retry (`one_line_failures`)
+PROVIDER_RETRY = dg.RetryPolicy(max_retries=2, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
 def _record(paths: StagePaths, path: Path, content: Path | None = None, **extra: Any) -> FileRecord:
     """`path` as recorded; `content` is where its bytes are now, if elsewhere (a staging folder)."""
     content = content or path

@@ -14,10 +14,12 @@ from pydantic import BaseModel
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.manifest import StageManifest
 from stageflow_assets.core.paths import StagePaths
-from stageflow_assets.core.registry import JOB_FILE
-from stageflow_assets.core.stage import StageInput, StageWriter, one_line_failures, run_stage
-from stageflow_assets.core.storage import StageStore
-from stageflow_assets.journey import stages
+from stageflow_assets.core.job_records import JOB_FILE
+from stageflow_assets.core.stage import (
+    PROVIDER_RETRY, StageInput, StageWriter, one_line_failures, run_stage, stage_input,
+)
+from stageflow_assets.core.stage_store import StageStore
+from stageflow_assets.journey import stage_dirs
 from stageflow_assets.journey.checks import (
     outputs_cleared_result,
     outputs_cleared_spec,
@@ -36,18 +38,11 @@ from stageflow_assets.providers.chat import ChatEndpoint
 from stageflow_assets.providers.llm import ClaudeResource
 from stageflow_assets.providers.translate import ApertiumTranslator
 
-GROUP = "journey"
-PROVIDER_RETRY = dg.RetryPolicy(max_retries=2, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 M = TypeVar("M", bound=BaseModel)
 
 
 def job_input(paths: StagePaths, job: JourneyJob) -> StageInput:
-    return StageInput(paths.job_dir(stages.DOMAIN, job.job) / JOB_FILE, kind="journey")
-
-
-def stage_input(paths: StagePaths, manifest: StageManifest, kind: str) -> StageInput:
-    record = manifest.output(kind)
-    return StageInput(paths.absolute(record.path), manifest.stage, manifest.partition, kind)
+    return StageInput(paths.job_dir(stage_dirs.DOMAIN, job.job) / JOB_FILE, kind="journey")
 
 
 def read_doc(paths: StagePaths, manifest: StageManifest, kind: str, model: type[M]) -> M:
@@ -64,8 +59,8 @@ def refuse_after_block(job: str, stage: int, summary: str) -> BadInputError:
 
 
 @dg.asset(
-    partitions_def=journey_partitions, group_name=GROUP, code_version="1", kinds={"python", "apertium"},
-    retry_policy=PROVIDER_RETRY, metadata=stages.PROMPT.metadata,
+    partitions_def=journey_partitions, group_name=stage_dirs.DOMAIN, code_version="1", kinds={"python", "apertium"},
+    retry_policy=PROVIDER_RETRY, metadata=stage_dirs.PROMPT.metadata,
     check_specs=[section_86a_spec("journey_prompt")],
 )
 @one_line_failures
@@ -92,7 +87,7 @@ def journey_prompt(context: dg.AssetExecutionContext, storage: StageStore, trans
             out.details["translation_backend"] = doc.translation["backend"]
         out.preview = prompt_preview(doc)
 
-    result = run_stage(context, paths, stages.PROMPT, inputs=[job_input(paths, job)],
+    result = run_stage(context, paths, stage_dirs.PROMPT, inputs=[job_input(paths, job)],
                        config={"language": job.lang, "work_lang": job.work_lang, **backends.parameters()},
                        provider_versions=translator.versions(), work=work)
     yield result
@@ -100,8 +95,8 @@ def journey_prompt(context: dg.AssetExecutionContext, storage: StageStore, trans
 
 
 @dg.asset(
-    partitions_def=journey_partitions, group_name=GROUP, code_version="1", kinds={"python", "apertium"},
-    retry_policy=PROVIDER_RETRY, metadata=stages.INTERCEPTION.metadata,
+    partitions_def=journey_partitions, group_name=stage_dirs.DOMAIN, code_version="1", kinds={"python", "apertium"},
+    retry_policy=PROVIDER_RETRY, metadata=stage_dirs.INTERCEPTION.metadata,
 )
 @one_line_failures
 def intercepted_prompt(context: dg.AssetExecutionContext, storage: StageStore, translator: ApertiumTranslator,
@@ -140,15 +135,15 @@ def intercepted_prompt(context: dg.AssetExecutionContext, storage: StageStore, t
                            chain=" → ".join([hops[0].source] + [h.target for h in hops]))
         out.preview = interception_preview(doc)
 
-    return run_stage(context, paths, stages.INTERCEPTION, inputs=[source],
+    return run_stage(context, paths, stage_dirs.INTERCEPTION, inputs=[source],
                      config={"interception": job.interception, "iterations": job.iterations, "via": job.via,
                              "seed": job.seed, "work_lang": job.work_lang, **backends.parameters()},
                      provider_versions=translator.versions(), work=work)
 
 
 @dg.asset(
-    partitions_def=journey_partitions, group_name=GROUP, code_version="1", kinds={"python"},
-    retry_policy=PROVIDER_RETRY, metadata=stages.OUTPUT_CLEARANCE.metadata,
+    partitions_def=journey_partitions, group_name=stage_dirs.DOMAIN, code_version="1", kinds={"python"},
+    retry_policy=PROVIDER_RETRY, metadata=stage_dirs.OUTPUT_CLEARANCE.metadata,
     check_specs=[outputs_cleared_spec("output_clearance")],
 )
 @one_line_failures
@@ -175,7 +170,7 @@ def output_clearance(context: dg.AssetExecutionContext, storage: StageStore, tra
                            what_matched="; ".join(f"output {o.index}: {o.summary}" for o in doc.blocked) or "nothing")
         out.preview = clearance_preview(doc)
 
-    result = run_stage(context, paths, stages.OUTPUT_CLEARANCE, inputs=[source],
+    result = run_stage(context, paths, stage_dirs.OUTPUT_CLEARANCE, inputs=[source],
                        config={"level": job.safety, "outputs": job.outputs, **backends.parameters()}, work=work)
     yield result
     yield outputs_cleared_result(read_doc(paths, result.value, "clearance", ClearanceDoc))

@@ -17,10 +17,9 @@ from stageflow_assets.core.days import TIMEZONE, day_window, days_partitions, en
 from stageflow_assets.core.hashing import sha256_file, sha256_json
 from stageflow_assets.core.paths import StagePaths, write_text_atomic
 from stageflow_assets.core.stage import one_line_failures
-from stageflow_assets.core.storage import StageStore
-from stageflow_assets.journey.stages import DOMAIN
+from stageflow_assets.core.stage_store import StageStore
+from stageflow_assets.journey.stage_dirs import DOMAIN
 
-GROUP = "journey"
 CRATE_SUFFIX = ".crate.zip"
 INDEX_JSON, INDEX_HTML = "index.json", "index.html"
 DOMAIN_TAG = "stageflow/domain"  # every journey_job run carries it
@@ -54,7 +53,7 @@ def _index_html(day: str, entries: list[dict]) -> str:
             f"<th>status</th><th>created</th><th>runs</th><th>bytes</th></tr>{rows}</table></body></html>\n")
 
 
-@dg.asset(partitions_def=days_partitions, group_name=GROUP, code_version="1", kinds={"rocrate"})
+@dg.asset(partitions_def=days_partitions, group_name=DOMAIN, code_version="1", kinds={"rocrate"})
 @one_line_failures
 def research_bundle(context: dg.AssetExecutionContext, storage: StageStore) -> dg.MaterializeResult:
     """The research records of one day's journeys (those with a run that ended that day, in

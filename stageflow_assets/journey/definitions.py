@@ -1,7 +1,8 @@
-"""Everything the journey domain ships (its resources are merged in stageflow_assets/definitions.py)."""
+"""Everything the journey domain ships, with the resources it needs."""
 
 import dagster as dg
 
+from stageflow_assets.core.resources import SHARED
 from stageflow_assets.journey.assets import intercepted_prompt, journey_prompt, output_clearance
 from stageflow_assets.journey.bundle_assets import research_bundle
 from stageflow_assets.journey.jobs import journey_job, research_bundle_job
@@ -15,5 +16,5 @@ defs = dg.Definitions(
     jobs=[journey_job, research_bundle_job],
     sensors=[prompts_inbox_sensor, *journey_record_sensors],
     schedules=[nightly_research_bundle],
+    resources=journey_resources(SHARED),
 )
-resources = journey_resources()

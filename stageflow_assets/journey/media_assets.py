@@ -18,12 +18,12 @@ import dagster as dg
 
 from stageflow_assets.core.hashing import sha256_file
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageWriter, one_line_failures, run_stage
-from stageflow_assets.core.storage import StageStore
-from stageflow_assets.journey import stages
-from stageflow_assets.journey.assets import GROUP, PROVIDER_RETRY, refuse_after_block, stage_input
+from stageflow_assets.core.stage import PROVIDER_RETRY, StageWriter, one_line_failures, run_stage, stage_input
+from stageflow_assets.core.stage_store import StageStore
+from stageflow_assets.journey import stage_dirs
+from stageflow_assets.journey.assets import refuse_after_block
 from stageflow_assets.core.errors import BadInputError
-from stageflow_assets.journey.media import KINDS, GeneratedMedia, OutputConfig, make_offline
+from stageflow_assets.journey.offline_media import KINDS, GeneratedMedia, OutputConfig, make_offline
 from stageflow_assets.journey.models import ClearanceDoc
 from stageflow_assets.journey.partitions import journey_partitions
 from stageflow_assets.journey.previews import media_preview
@@ -32,7 +32,7 @@ from stageflow_assets.journey.registry import load_journey
 from stageflow_assets.journey.resources import JourneySettings
 from stageflow_assets.providers.comfyui import ComfyUIResource
 from stageflow_assets.providers.images import ImageGenerator
-from stageflow_assets.records.model import FileRef
+from stageflow_assets.records.models import FileRef
 
 
 def output_config(spec: str, settings: JourneySettings) -> OutputConfig:
@@ -75,8 +75,8 @@ def media_name(index: int, config: OutputConfig) -> str:
 
 
 @dg.asset(
-    partitions_def=journey_partitions, group_name=GROUP, code_version="1", kinds={"python", "ffmpeg"},
-    retry_policy=PROVIDER_RETRY, metadata=stages.MEDIA.metadata,
+    partitions_def=journey_partitions, group_name=stage_dirs.DOMAIN, code_version="1", kinds={"python", "ffmpeg"},
+    retry_policy=PROVIDER_RETRY, metadata=stage_dirs.MEDIA.metadata,
 )
 @one_line_failures
 def journey_media(context: dg.AssetExecutionContext, storage: StageStore, comfyui: ComfyUIResource,
@@ -130,7 +130,7 @@ def journey_media(context: dg.AssetExecutionContext, storage: StageStore, comfyu
                            output_configs=[c.as_dict() for c in configs])
         out.preview = media_preview(made)
 
-    result = run_stage(context, paths, stages.MEDIA, inputs=[source], config=stage_config, work=work)
+    result = run_stage(context, paths, stage_dirs.MEDIA, inputs=[source], config=stage_config, work=work)
     links = {f"output_{n}": dg.MetadataValue.path(str(paths.absolute(record.path)))
              for n, record in enumerate((r for r in result.value.outputs if r.kind in KINDS), start=1)}
     return dg.Output(result.value, metadata={**result.metadata, **links}, data_version=result.data_version)

@@ -18,15 +18,15 @@ import dagster as dg
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.manifest import FAILED_MANIFEST_NAME, MANIFEST_NAME, read_manifest
 from stageflow_assets.core.paths import StagePaths, atomic_path
-from stageflow_assets.core.pipeline import PipelineError, RunSequence
-from stageflow_assets.journey import stages
-from stageflow_assets.journey.media import KINDS
+from stageflow_assets.core.run_sequence import PipelineError, RunSequence
+from stageflow_assets.journey import stage_dirs
+from stageflow_assets.journey.offline_media import KINDS
 from stageflow_assets.journey.partitions import journey_partitions
 from stageflow_assets.journey.record_files import write_journey_record
 from stageflow_assets.journey.registry import new_journey_key, register_journey
 from stageflow_assets.records.tracker import ITEMS_FILE, read_items
 
-BLOCKING_STAGES = ((1, stages.PROMPT), (3, stages.OUTPUT_CLEARANCE))
+BLOCKING_STAGES = ((1, stage_dirs.PROMPT), (3, stage_dirs.OUTPUT_CLEARANCE))
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def run_journey(
 def blocked_at(paths: StagePaths, key: str, run_id: str | None) -> Blocked | None:
     """The stage whose blocking check stopped run `run_id`, if one did."""
     for number, spec in BLOCKING_STAGES:
-        manifest = read_manifest(paths.stage_dir(stages.DOMAIN, key, spec.dir_name) / MANIFEST_NAME)
+        manifest = read_manifest(paths.stage_dir(stage_dirs.DOMAIN, key, spec.dir_name) / MANIFEST_NAME)
         if manifest is not None and manifest.details.get("blocked") and manifest.run_id == run_id:
             return Blocked(number, str(manifest.details.get("what_matched") or "blocked"))
     return None
@@ -86,8 +86,8 @@ def blocked_at(paths: StagePaths, key: str, run_id: str | None) -> Blocked | Non
 
 def stage_input_error(paths: StagePaths, key: str, run_id: str | None) -> BadInputError | None:
     """The failed stage's own error when it failed on its input (retrying cannot help)."""
-    for number, spec in enumerate(stages.ALL, start=1):
-        directory = paths.stage_dir(stages.DOMAIN, key, spec.dir_name)
+    for number, spec in enumerate(stage_dirs.ALL, start=1):
+        directory = paths.stage_dir(stage_dirs.DOMAIN, key, spec.dir_name)
         failed = read_manifest(directory / FAILED_MANIFEST_NAME)
         if failed is None or failed.run_id != run_id:
             continue
@@ -109,9 +109,9 @@ def _checked_first(directory: Path) -> str:
 
 def copy_media(paths: StagePaths, key: str, out_dir: Path) -> list[Path]:
     """`<journey>.<n>.<kind>.<format>` at the top of `out_dir`, each written atomically."""
-    manifest = read_manifest(paths.stage_dir(stages.DOMAIN, key, stages.MEDIA.dir_name) / MANIFEST_NAME)
+    manifest = read_manifest(paths.stage_dir(stage_dirs.DOMAIN, key, stage_dirs.MEDIA.dir_name) / MANIFEST_NAME)
     if manifest is None:
-        raise PipelineError(f"{stages.MEDIA.dir_name} for {key} has no manifest")
+        raise PipelineError(f"{stage_dirs.MEDIA.dir_name} for {key} has no manifest")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for record in manifest.outputs:

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from stageflow_assets.core.paths import StagePaths
-from stageflow_assets.journey.stages import DOMAIN, RECORD_DIR
+from stageflow_assets.journey.stage_dirs import DOMAIN, RECORD_DIR
 
 RECORD_FORMAT = "json"
 

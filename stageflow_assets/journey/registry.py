@@ -18,9 +18,9 @@ from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.keys import KEY_PATTERN, sampled_content_hash, slug
 from stageflow_assets.core.languages import is_known
 from stageflow_assets.core.paths import StagePaths
-from stageflow_assets.core.registry import read_record, write_record
+from stageflow_assets.core.job_records import read_record, write_record
 from stageflow_assets.journey.models import JourneyJob
-from stageflow_assets.journey.stages import DOMAIN
+from stageflow_assets.journey.stage_dirs import DOMAIN
 
 MAX_PROMPT_CHARS = 4000
 MAX_ITERATIONS = 8
@@ -55,7 +55,7 @@ def register_journey(paths: StagePaths, key: str, **options: Any) -> JourneyJob:
 
 def check_options(job: JourneyJob) -> None:
     from stageflow_assets.journey.interception import interception_names
-    from stageflow_assets.journey.media import OutputConfig
+    from stageflow_assets.journey.offline_media import OutputConfig
     from stageflow_assets.journey.safety import LEVELS
 
     job.prompt = job.prompt.strip()

@@ -36,7 +36,7 @@ def journey_settings_from_env() -> JourneySettings:
     prefer = (os.environ.get(PREFER_ENV) or "apertium").strip().lower()
     if prefer not in ("apertium", "llm"):
         raise BadInputError(f"{PREFER_ENV}={prefer!r}: use apertium (default) or llm")
-    from stageflow_assets.vocabulary.resources import IMAGES_URL_ENV
+    from stageflow_assets.core.resources import IMAGES_URL_ENV
 
     if (os.environ.get(COMFYUI_URL_ENV) or "").strip():
         images = "comfyui"
@@ -61,8 +61,14 @@ def comfyui_from_env():
                            **({"checkpoint": checkpoint} if checkpoint else {}))
 
 
-def journey_resources() -> dict[str, dg.ConfigurableResource]:
+def journey_resources(shared: dict | None = None) -> dict[str, dg.ConfigurableResource]:
+    """Every resource the journey assets and sensors use. `shared`: the cross-domain ones to reuse
+    (the code location passes `SHARED`; by default they are built afresh)."""
+    from stageflow_assets.core.resources import pick, shared_resources
+
+    shared = shared_resources() if shared is None else shared
     return {
+        **pick(shared, "storage", "io_manager", "claude", "translator", "images"),
         "chat": chat_endpoint_from_env(breaker=breaker_config_from_env()) or no_chat_endpoint(),
         "comfyui": comfyui_from_env(),
         "journey_settings": journey_settings_from_env(),

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from typing import Callable
 
 from stageflow_assets.journey.interception import Translators, translate_prompt
-from stageflow_assets.journey.media import OutputConfig
+from stageflow_assets.journey.offline_media import OutputConfig
 from stageflow_assets.journey.models import ClearanceDoc, JourneyJob, OutputClearance, PromptDoc, SafetyResult
 from stageflow_assets.journey.recording import StageRecording
 from stageflow_assets.journey.safety import check_86a, check_output

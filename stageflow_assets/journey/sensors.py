@@ -21,7 +21,7 @@ from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.inbox import InboxScan
 from stageflow_assets.core.keys import sampled_content_hash
 from stageflow_assets.core.stage import JOB_TAG, SOURCE_TAG
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.journey.jobs import journey_job
 from stageflow_assets.journey.partitions import journey_partitions
 from stageflow_assets.journey.record_files import write_journey_record

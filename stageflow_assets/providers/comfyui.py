@@ -32,7 +32,7 @@ from stageflow_assets.providers.images import image_extension
 if TYPE_CHECKING:
     import requests  # imported where a request is made: ~40 ms of start-up otherwise
 
-    from stageflow_assets.journey.media import GeneratedMedia, OutputConfig
+    from stageflow_assets.journey.offline_media import GeneratedMedia, OutputConfig
 
 PROVIDER = "comfyui"
 SEED_RANGE = 2**64  # KSampler's seed is an unsigned 64-bit number
@@ -92,7 +92,7 @@ class ComfyUIResource(dg.ConfigurableResource):
 
     def generate(self, config: "OutputConfig", prompt: str, seed: int, dst_dir: Path, stem: str) -> "GeneratedMedia":
         """Make `config` (an image) with ComfyUI and save it as `dst_dir/stem.png`."""
-        from stageflow_assets.journey.media import GeneratedMedia
+        from stageflow_assets.journey.offline_media import GeneratedMedia
 
         if config.kind != "image":
             raise BadInputError(f"{config.label()}: ComfyUI makes images only here; use the offline backend")

@@ -17,10 +17,10 @@ from pydantic import ValidationError
 
 from stageflow_assets.core.keys import KEY_PATTERN
 from stageflow_assets.core.paths import StagePaths
-from stageflow_assets.core.registry import JOB_FILE
+from stageflow_assets.core.job_records import JOB_FILE
 from stageflow_assets.core.stage import JOB_TAG
 from stageflow_assets.records.from_runs import run_items
-from stageflow_assets.records.model import Record, RecordItem
+from stageflow_assets.records.models import Record, RecordItem
 from stageflow_assets.records.redaction import redact_record
 from stageflow_assets.records.report import FileCheck, media_type
 from stageflow_assets.records.tracker import ITEMS_FILE, read_items

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from stageflow_assets.records import report
-from stageflow_assets.records.model import Record
+from stageflow_assets.records.models import Record
 from stageflow_assets.records.report import Step
 
 _STYLE = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"

@@ -27,7 +27,7 @@ from stageflow_assets.core.keys import slug
 from stageflow_assets.core.paths import StagePaths
 from stageflow_assets.records import report
 from stageflow_assets.records.crate_preview import preview_html
-from stageflow_assets.records.model import FileRef, Record, RecordItem
+from stageflow_assets.records.models import FileRef, Record, RecordItem
 from stageflow_assets.records.report import FileCheck, Step
 
 PROFILES = (  # (id, name, version): the root dataset conforms to each

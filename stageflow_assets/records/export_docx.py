@@ -13,7 +13,7 @@ from PIL import Image
 
 from stageflow_assets.core.paths import StagePaths
 from stageflow_assets.records import report
-from stageflow_assets.records.model import Record, RecordItem
+from stageflow_assets.records.models import Record, RecordItem
 from stageflow_assets.records.report import FileCheck, Step
 
 CHAIN_HEADINGS = ("#", "languages", "text", "backend", "duration")

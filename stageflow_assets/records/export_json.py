@@ -6,7 +6,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from stageflow_assets.core.paths import StagePaths
-from stageflow_assets.records.model import Record
+from stageflow_assets.records.models import Record
 
 SCHEMA = files("stageflow_assets.records") / "schema" / "record.schema.json"
 

@@ -14,7 +14,7 @@ from fpdf.fonts import FontFace
 
 from stageflow_assets.core.paths import StagePaths
 from stageflow_assets.records import report
-from stageflow_assets.records.model import Record, RecordItem
+from stageflow_assets.records.models import Record, RecordItem
 from stageflow_assets.records.report import FileCheck, Step
 
 FONT_DIR = Path("/usr/share/fonts/truetype")

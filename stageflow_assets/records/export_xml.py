@@ -15,7 +15,7 @@ from typing import Any
 from lxml import etree
 
 from stageflow_assets.core.paths import StagePaths
-from stageflow_assets.records.model import Record, RecordItem
+from stageflow_assets.records.models import Record, RecordItem
 from stageflow_assets.records.report import flatten
 
 NAMESPACE = "urn:stageflow:research-record:1"

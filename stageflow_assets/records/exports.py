@@ -11,7 +11,7 @@ from pathlib import Path
 from stageflow_assets.core.keys import KEY_PATTERN, slug
 from stageflow_assets.core.paths import StagePaths, atomic_path
 from stageflow_assets.records.formats import FORMATS, SUFFIXES, file_name
-from stageflow_assets.records.model import Record
+from stageflow_assets.records.models import Record
 from stageflow_assets.records.redaction import redact_record
 
 __all__ = ["FORMATS", "SUFFIXES", "ExportError", "export", "export_all"]

@@ -19,7 +19,7 @@ from stageflow_assets.core.events import one_line, step_error
 from stageflow_assets.core.manifest import StageManifest, read_manifest
 from stageflow_assets.core.paths import StagePaths
 from stageflow_assets.core.stage import JOB_TAG, SOURCE_TAG
-from stageflow_assets.records.model import FileRef, RecordItem
+from stageflow_assets.records.models import FileRef, RecordItem
 from stageflow_assets.records.report import media_type, plain
 
 ET = dg.DagsterEventType

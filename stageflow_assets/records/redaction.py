@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from stageflow_assets.core.redact import redact_url, scrub
-from stageflow_assets.records.model import FileRef, Record, RecordItem
+from stageflow_assets.records.models import FileRef, Record, RecordItem
 
 HIDDEN = "***"
 # key names (lower case, separators dropped) whose string values are secrets

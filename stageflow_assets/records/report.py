@@ -11,7 +11,7 @@ from typing import Any
 
 from stageflow_assets.core.hashing import sha256_file
 from stageflow_assets.core.paths import StagePaths
-from stageflow_assets.records.model import FileRef, Record, RecordItem
+from stageflow_assets.records.models import FileRef, Record, RecordItem
 
 JOURNEY_STAGES = {"1": "translation and safety", "2": "interception", "3": "output safety", "4": "media"}
 FRAME_KINDS = ("pipeline_start", "pipeline_complete", "stage_transition")

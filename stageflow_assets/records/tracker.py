@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from stageflow_assets.records.model import RecordItem
+from stageflow_assets.records.models import RecordItem
 
 ITEMS_FILE = "record_items.jsonl"
 

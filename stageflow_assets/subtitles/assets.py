@@ -15,36 +15,29 @@ from stageflow_assets.core import progress
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.keys import slug
 from stageflow_assets.core.manifest import StageManifest, stage_manifest
-from stageflow_assets.core.stage import FORCE_TAG, StageInput, StageWriter, one_line_failures, run_stage
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage import (
+    FORCE_TAG, PROVIDER_RETRY, StageInput, StageWriter, one_line_failures, run_stage, stage_input,
+)
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.asr import ASRBackend, Transcript
 from stageflow_assets.providers.asr_whisperx import transcript_pool
 from stageflow_assets.providers.media import MediaTools
-from stageflow_assets.subtitles import segmenter, stages
+from stageflow_assets.subtitles import segmenter, stage_dirs
 from stageflow_assets.subtitles.models import CueDoc
 from stageflow_assets.subtitles.rules import SubtitleRules
 from stageflow_assets.subtitles.partitions import subtitle_job_partitions
 from stageflow_assets.subtitles.registry import load_job
 
-GROUP = "subtitles"
-PROVIDER_RETRY = dg.RetryPolicy(
-    max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
 # a truncated file decodes to less audio than its header promises
 TRUNCATION_TOLERANCE_S = 1.0
 
 
-def stage_input(paths, manifest: StageManifest, kind: str) -> StageInput:
-    record = manifest.output(kind)
-    return StageInput(paths.absolute(record.path), manifest.stage, manifest.partition, kind)
-
-
 @dg.asset(
     partitions_def=subtitle_job_partitions,
-    group_name=GROUP,
+    group_name=stage_dirs.DOMAIN,
     code_version="2",
     kinds={"ffmpeg"},
-    metadata=stages.SOURCE_VIDEO.metadata,
+    metadata=stage_dirs.SOURCE_VIDEO.metadata,
 )
 @one_line_failures
 def source_video(context: dg.AssetExecutionContext, storage: StageStore, media: MediaTools, asr: ASRBackend):
@@ -83,7 +76,7 @@ def source_video(context: dg.AssetExecutionContext, storage: StageStore, media: 
         )
 
     return run_stage(
-        context, paths, stages.SOURCE_VIDEO,
+        context, paths, stage_dirs.SOURCE_VIDEO,
         inputs=[StageInput(source, kind="registered_video")],
         config={"registered_as": job.original_name},
         provider_versions=media.versions(), work=work,
@@ -110,7 +103,7 @@ def warm_whisper(context: dg.AssetExecutionContext, paths, job: str, asr: ASRBac
     steps = run.step_keys_to_execute
     if "transcript" not in (steps if steps is not None else context.job_def.graph.node_names()):
         return False
-    done = stage_manifest(paths, stages.TRANSCRIPT, job)
+    done = stage_manifest(paths, stage_dirs.TRANSCRIPT, job)
     if context.run.tags.get(FORCE_TAG) != "true" and done is not None and done.status == "success":
         return False
     asr.preload()
@@ -118,8 +111,8 @@ def warm_whisper(context: dg.AssetExecutionContext, paths, job: str, asr: ASRBac
 
 
 @dg.asset(
-    partitions_def=subtitle_job_partitions, group_name=GROUP, code_version="1",
-    kinds={"ffmpeg"}, retry_policy=PROVIDER_RETRY, metadata=stages.AUDIO.metadata,
+    partitions_def=subtitle_job_partitions, group_name=stage_dirs.DOMAIN, code_version="1",
+    kinds={"ffmpeg"}, retry_policy=PROVIDER_RETRY, metadata=stage_dirs.AUDIO.metadata,
 )
 @one_line_failures
 def audio(
@@ -146,15 +139,15 @@ def audio(
                            start_offset_s=start)
 
     return run_stage(
-        context, paths, stages.AUDIO, inputs=[video],
+        context, paths, stage_dirs.AUDIO, inputs=[video],
         config={"sample_rate": 16000, "channels": 1, "filter": "aresample=async=1:first_pts=0"},
         provider_versions=media.versions(), work=work,
     )
 
 
 @dg.asset(
-    partitions_def=subtitle_job_partitions, group_name=GROUP, code_version="1",
-    kinds={"whisper"}, retry_policy=PROVIDER_RETRY, metadata=stages.TRANSCRIPT.metadata,
+    partitions_def=subtitle_job_partitions, group_name=stage_dirs.DOMAIN, code_version="1",
+    kinds={"whisper"}, retry_policy=PROVIDER_RETRY, metadata=stage_dirs.TRANSCRIPT.metadata,
     pool=transcript_pool(),  # "gpu" when STAGEFLOW_ASR_DEVICE is not cpu, else None
 )
 @one_line_failures
@@ -185,14 +178,14 @@ def transcript(
             out.warnings.append("no speech recognised")
 
     return run_stage(
-        context, paths, stages.TRANSCRIPT, inputs=[wav], config=asr.parameters(),
+        context, paths, stage_dirs.TRANSCRIPT, inputs=[wav], config=asr.parameters(),
         provider_versions=asr.versions(), work=work,
     )
 
 
 @dg.asset(
-    partitions_def=subtitle_job_partitions, group_name=GROUP,
-    code_version=f"1.{segmenter.RULES_VERSION}", kinds={"python"}, metadata=stages.CUES.metadata,
+    partitions_def=subtitle_job_partitions, group_name=stage_dirs.DOMAIN,
+    code_version=f"1.{segmenter.RULES_VERSION}", kinds={"python"}, metadata=stage_dirs.CUES.metadata,
 )
 @one_line_failures
 def cues(
@@ -222,6 +215,6 @@ def cues(
         out.preview = "\n".join(f"- `{c.start:7.2f}–{c.end:7.2f}` {c.text}" for c in built[:8]) or "_no cues_"
 
     return run_stage(
-        context, paths, stages.CUES, inputs=[source],
+        context, paths, stage_dirs.CUES, inputs=[source],
         config={"fps": fps, **rules.parameters(lang)}, work=work,
     )

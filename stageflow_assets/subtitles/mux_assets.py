@@ -9,11 +9,13 @@ from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.io_manager import FAN_IN
 from stageflow_assets.core.languages import iso639_2, language_name
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageWriter, partition_parts, one_line_failures, run_stage
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage import (
+    PROVIDER_RETRY, StageWriter, one_line_failures, partition_parts, run_stage, stage_input,
+)
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.media import MediaTools, SubtitleTrack
-from stageflow_assets.subtitles import stages
-from stageflow_assets.subtitles.assets import GROUP, PROVIDER_RETRY, stage_input
+from stageflow_assets.subtitles import stage_dirs
+
 from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
 from stageflow_assets.subtitles.automation import MUX_CONDITION
 
@@ -27,9 +29,9 @@ class MuxConfig(dg.Config):
 
 
 @dg.asset(
-    partitions_def=subtitle_job_partitions, group_name=GROUP, code_version="3",
+    partitions_def=subtitle_job_partitions, group_name=stage_dirs.DOMAIN, code_version="3",
     kinds={"ffmpeg"}, retry_policy=PROVIDER_RETRY, automation_condition=MUX_CONDITION,
-    metadata=stages.SUBTITLED_VIDEO.metadata,
+    metadata=stage_dirs.SUBTITLED_VIDEO.metadata,
     ins={"subtitles": dg.AssetIn(metadata={FAN_IN: True})},
 )
 @one_line_failures
@@ -89,7 +91,7 @@ def subtitled_video(
                            container=config.container, burnt_in=config.burn_in)
 
     return run_stage(
-        context, paths, stages.SUBTITLED_VIDEO, inputs=[video, *srts.values(), *([burn] if burn else [])],
+        context, paths, stage_dirs.SUBTITLED_VIDEO, inputs=[video, *srts.values(), *([burn] if burn else [])],
         config={"container": config.container, "languages": present, "burn_in": config.burn_in,
                 "subtitle_codec": "mov_text" if config.container == "mp4" else "srt"},
         provider_versions=media.versions(), work=work,

@@ -7,10 +7,12 @@ import dagster as dg
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.io_manager import FAN_IN
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageInput, StageWriter, one_line_failures, partition_parts, run_stage
-from stageflow_assets.core.storage import StageStore
-from stageflow_assets.subtitles import stages
-from stageflow_assets.subtitles.assets import GROUP, stage_input
+from stageflow_assets.core.stage import (
+    StageInput, StageWriter, one_line_failures, partition_parts, run_stage, stage_input,
+)
+from stageflow_assets.core.stage_store import StageStore
+from stageflow_assets.subtitles import stage_dirs
+
 from stageflow_assets.subtitles.automation import OUTBOX_CONDITION
 from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
 
@@ -18,8 +20,8 @@ SUBTITLE_FORMATS = ("srt", "vtt", "ass")
 
 
 @dg.asset(
-    partitions_def=subtitle_job_partitions, group_name=GROUP, code_version="1", kinds={"python"},
-    automation_condition=OUTBOX_CONDITION, metadata=stages.OUTBOX.metadata,
+    partitions_def=subtitle_job_partitions, group_name=stage_dirs.DOMAIN, code_version="1", kinds={"python"},
+    automation_condition=OUTBOX_CONDITION, metadata=stage_dirs.OUTBOX.metadata,
     ins={"subtitles": dg.AssetIn(metadata={FAN_IN: True})},
 )
 @one_line_failures
@@ -63,7 +65,7 @@ def subtitle_outbox(
         out.preview = "\n".join(f"- `{name}`" for _, name, _ in deliverables)
 
     return run_stage(
-        context, paths, stages.OUTBOX, inputs=[source for source, _, _ in deliverables],
+        context, paths, stage_dirs.OUTBOX, inputs=[source for source, _, _ in deliverables],
         config={"languages": languages, "container": container, "names": [n for _, n, _ in deliverables]},
         work=work,
     )

@@ -11,9 +11,9 @@ import dagster as dg
 
 from stageflow_assets.core.outbox import note_cli_failure
 from stageflow_assets.core.paths import StagePaths, atomic_path
-from stageflow_assets.core.pipeline import PipelineError, RunSequence, manifest_for
+from stageflow_assets.core.run_sequence import PipelineError, RunSequence, manifest_for
 from stageflow_assets.core.runs import PartitionRun
-from stageflow_assets.subtitles import stages
+from stageflow_assets.subtitles import stage_dirs
 from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
 from stageflow_assets.subtitles.registry import register_video
 
@@ -48,9 +48,9 @@ def run_subtitles(
     try:
         _run_all(runs, paths, job, languages, result, progress, container, burn_in)
     except PipelineError as exc:
-        note_cli_failure(instance, paths, stages.DOMAIN, job, str(exc), exc.run_id)
+        note_cli_failure(instance, paths, stage_dirs.DOMAIN, job, str(exc), exc.run_id)
         raise
-    result.outbox = paths.dir_of(stages.OUTBOX, job)
+    result.outbox = paths.dir_of(stage_dirs.OUTBOX, job)
     if out_dir is not None:
         result.deliverables = copy_deliverables(paths, job, languages, out_dir, container)
     return result
@@ -60,7 +60,7 @@ def _run_all(runs: RunSequence, paths: StagePaths, job: str, languages: list[str
              progress: Callable[[str], None], container: str, burn_in: str | None) -> None:
     progress(f"job {job}: probe, demux, transcribe")
     runs.run("source, audio, transcript", "subtitle_source_job", subtitle_job_partitions, job)
-    result.detected_language = manifest_for(paths, stages.TRANSCRIPT, job).details.get("language")
+    result.detected_language = manifest_for(paths, stage_dirs.TRANSCRIPT, job).details.get("language")
     progress(f"detected language: {result.detected_language}")
     progress(f"translate, write subtitles: {', '.join(languages)}")
     runs.run_independent([
@@ -69,7 +69,7 @@ def _run_all(runs: RunSequence, paths: StagePaths, job: str, languages: list[str
         for lang in languages
     ])
     for lang in languages:
-        subs = manifest_for(paths, stages.SUBTITLES, job, lang)
+        subs = manifest_for(paths, stage_dirs.SUBTITLES, job, lang)
         if subs.status == "skipped":
             result.skipped[lang] = subs.details.get("skipped_reason", "skipped")
             progress(f"skipped {lang}: {result.skipped[lang]}")
@@ -87,11 +87,11 @@ def copy_deliverables(
     out_dir.mkdir(parents=True, exist_ok=True)
     copies: list[tuple[str, Path]] = []
     for lang in languages:
-        subs = manifest_for(paths, stages.SUBTITLES, job, lang)
+        subs = manifest_for(paths, stage_dirs.SUBTITLES, job, lang)
         for kind in ("srt", "vtt", "ass"):
             if subs.status == "success":
                 copies.append((subs.output(kind).path, out_dir / f"{job}.{lang}.{kind}"))
-    video = manifest_for(paths, stages.SUBTITLED_VIDEO, job)
+    video = manifest_for(paths, stage_dirs.SUBTITLED_VIDEO, job)
     copies.append((video.output("video").path, out_dir / f"{job}.{container}"))
     written = []
     for relative, target in copies:

@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.keys import job_key_for_file
 from stageflow_assets.core.paths import StagePaths
-from stageflow_assets.core.registry import read_record, write_record
-from stageflow_assets.subtitles.stages import DOMAIN
+from stageflow_assets.core.job_records import read_record, write_record
+from stageflow_assets.subtitles.stage_dirs import DOMAIN
 
 
 class VideoJob(BaseModel):

@@ -8,7 +8,7 @@ from stageflow_assets.core import scaleout
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.inbox import InboxScan
 from stageflow_assets.core.settings import configured_languages
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.core.stage import JOB_TAG, SOURCE_TAG
 from stageflow_assets.providers.asr_whisperx import asr_device_from_env
 from stageflow_assets.subtitles.jobs import subtitle_language_job, subtitle_mux_job, subtitle_source_job

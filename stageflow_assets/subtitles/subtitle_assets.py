@@ -6,10 +6,12 @@ import dagster as dg
 import pysubs2
 
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageInput, StageWriter, partition_parts, one_line_failures, run_stage
-from stageflow_assets.core.storage import StageStore
-from stageflow_assets.subtitles import qc, stages
-from stageflow_assets.subtitles.assets import GROUP, stage_input
+from stageflow_assets.core.stage import (
+    StageInput, StageWriter, one_line_failures, partition_parts, run_stage, stage_input,
+)
+from stageflow_assets.core.stage_store import StageStore
+from stageflow_assets.subtitles import qc, stage_dirs
+
 from stageflow_assets.subtitles.fitting import fit_translation
 from stageflow_assets.subtitles.linebreak import break_lines
 from stageflow_assets.subtitles.models import TranslationDoc
@@ -32,8 +34,8 @@ FORMATS = (("srt", "srt"), ("vtt", "vtt"), ("ass", "ass"))
 
 
 @dg.asset(
-    partitions_def=job_language_partitions, group_name=GROUP, code_version="3",
-    kinds={"pysubs2"}, automation_condition=INBOX_EAGER, metadata=stages.SUBTITLES.metadata,
+    partitions_def=job_language_partitions, group_name=stage_dirs.DOMAIN, code_version="3",
+    kinds={"pysubs2"}, automation_condition=INBOX_EAGER, metadata=stage_dirs.SUBTITLES.metadata,
     check_specs=QC_CHECKS,
 )
 @one_line_failures
@@ -90,7 +92,7 @@ def subtitles(
         out.preview = f"```\n{first}\n```"
 
     output = run_stage(
-        context, paths, stages.SUBTITLES, inputs=inputs,
+        context, paths, stage_dirs.SUBTITLES, inputs=inputs,
         config={**rules.parameters(lang), "style": style.parameters(), "formats": [f for f, _ in FORMATS],
                 "skipped": skipped},
         provider_versions={"pysubs2": pysubs2.VERSION}, work=work,

@@ -5,14 +5,16 @@ from pathlib import Path
 import dagster as dg
 
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageInput, StageWriter, partition_parts, one_line_failures, run_stage
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage import (
+    PROVIDER_RETRY, StageInput, StageWriter, one_line_failures, partition_parts, run_stage, stage_input,
+)
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.asr import ASRBackend
 from stageflow_assets.providers.llm import ClaudeResource
 from stageflow_assets.providers.translate import ApertiumTranslator
-from stageflow_assets.subtitles import glossary, segmenter, stages, translators
+from stageflow_assets.subtitles import glossary, segmenter, stage_dirs, translators
 from stageflow_assets.subtitles.automation import INBOX_EAGER
-from stageflow_assets.subtitles.assets import GROUP, PROVIDER_RETRY, stage_input
+
 from stageflow_assets.subtitles.models import CueDoc, TranslatedCue, TranslationDoc
 from stageflow_assets.subtitles.partitions import job_language_partitions
 from stageflow_assets.subtitles.registry import global_glossary, load_job
@@ -33,9 +35,9 @@ def _glossary_inputs(paths, job: str) -> list[StageInput]:
 
 
 @dg.asset(
-    partitions_def=job_language_partitions, group_name=GROUP, code_version="5",
+    partitions_def=job_language_partitions, group_name=stage_dirs.DOMAIN, code_version="5",
     kinds={"apertium", "claude"}, retry_policy=PROVIDER_RETRY, automation_condition=INBOX_EAGER,
-    metadata=stages.TRANSLATION.metadata,
+    metadata=stage_dirs.TRANSLATION.metadata,
     check_specs=[dg.AssetCheckSpec(CUE_PARITY_CHECK, asset="translation", blocking=True,
                                    partitions_def=job_language_partitions,
                                    description="One translated cue per source cue (ERROR).")],
@@ -95,7 +97,7 @@ def translation(
 
     versions = {"none": {}, "skip": {}, "apertium": translator.versions(), "claude": claude.versions(),
                 "whisper-translate": asr.versions()}[plan.backend]
-    output = run_stage(context, paths, stages.TRANSLATION, inputs=inputs, config=config,
+    output = run_stage(context, paths, stage_dirs.TRANSLATION, inputs=inputs, config=config,
                        provider_versions=versions, work=work)
     yield output
     yield parity_result(output.value)

@@ -5,7 +5,7 @@ import dagster as dg
 from stageflow_assets.core.days import TIMEZONE, days_partitions
 from stageflow_assets.core.hashing import sha256_json
 from stageflow_assets.core.stage import one_line_failures
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.usage.collect import day_usage
 from stageflow_assets.usage.tables import usage_metadata
 

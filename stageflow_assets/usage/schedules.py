@@ -8,7 +8,7 @@ from stageflow_assets.core.days import (
     FIRST_DAY, TIMEZONE, day_before, day_window, runs_ended_between,
 )
 from stageflow_assets.core.settings import schedule_cron
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.usage.assets import daily_usage
 from stageflow_assets.usage.collect import job_and_domain
 from stageflow_assets.usage.jobs import daily_usage_job

@@ -11,12 +11,14 @@ from pathlib import Path
 import dagster as dg
 
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageInput, StageWriter, one_line_failures, run_stage
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage import (
+    PROVIDER_RETRY, StageInput, StageWriter, one_line_failures, run_stage, stage_input,
+)
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.lexicon import Lexicon
 from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.providers.tts import EspeakTTS
-from stageflow_assets.vocabulary import stages
+from stageflow_assets.vocabulary import stage_dirs
 from stageflow_assets.vocabulary.analysis import CACHE_DIR, Analyser
 from stageflow_assets.vocabulary.claude import ClaudeLexicon, custom_id_for, ingested_results
 from stageflow_assets.vocabulary.models import AnalysisDoc, WordListDoc
@@ -24,14 +26,7 @@ from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.vocabulary.registry import load_word_list_job
 from stageflow_assets.vocabulary.wordlist import MAX_HEADWORD_CHARS, parse_word_list
 
-GROUP = "vocabulary"
-PROVIDER_RETRY = dg.RetryPolicy(max_retries=2, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 PARSE_RULES_VERSION = "1"
-
-
-def stage_input(paths, manifest: StageManifest, kind: str) -> StageInput:
-    record = manifest.output(kind)
-    return StageInput(paths.absolute(record.path), manifest.stage, manifest.partition, kind)
 
 
 def cell(text: str, width: int = 60) -> str:
@@ -41,8 +36,8 @@ def cell(text: str, width: int = 60) -> str:
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version=PARSE_RULES_VERSION,
-    kinds={"python"}, metadata=stages.WORD_LIST.metadata,
+    partitions_def=word_list_partitions, group_name=stage_dirs.DOMAIN, code_version=PARSE_RULES_VERSION,
+    kinds={"python"}, metadata=stage_dirs.WORD_LIST.metadata,
 )
 @one_line_failures
 def word_list(context: dg.AssetExecutionContext, storage: StageStore):
@@ -71,16 +66,16 @@ def word_list(context: dg.AssetExecutionContext, storage: StageStore):
         out.preview = "| line | headword | POS hint | tags |\n|---:|---|---|---|\n" + "\n".join(rows)
 
     return run_stage(
-        context, paths, stages.WORD_LIST, inputs=[StageInput(source, kind="word_list")],
+        context, paths, stage_dirs.WORD_LIST, inputs=[StageInput(source, kind="word_list")],
         config={"max_headword_chars": MAX_HEADWORD_CHARS, "dedupe": "casefold, first spelling kept"},
         work=work,
     )
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version="3",
+    partitions_def=word_list_partitions, group_name=stage_dirs.DOMAIN, code_version="3",
     kinds={"wordnet", "espeakng", "apertium"}, retry_policy=PROVIDER_RETRY,
-    metadata=stages.WORD_ANALYSIS.metadata,
+    metadata=stage_dirs.WORD_ANALYSIS.metadata,
     # read from disk only when the Claude batch path ran (vocabulary_deck_job never builds it)
     deps=[dg.AssetKey("claude_batch_results")],
 )
@@ -173,6 +168,6 @@ def word_analysis(
         out.preview = "| headword | POS | IPA | meaning | translation |\n|---|---|---|---|---|\n" + "\n".join(rows_md)
 
     return run_stage(
-        context, paths, stages.WORD_ANALYSIS, inputs=inputs, config=config,
+        context, paths, stage_dirs.WORD_ANALYSIS, inputs=inputs, config=config,
         provider_versions={**lexicon.versions(), **tts.versions(), **translator.versions()}, work=work,
     )

@@ -24,15 +24,15 @@ import dagster as dg
 from stageflow_assets.core.errors import ProviderError, StageError
 from stageflow_assets.core.manifest import MANIFEST_NAME, StageManifest
 from stageflow_assets.core.paths import write_text_atomic
-from stageflow_assets.core.stage import StageWriter, one_line_failures, run_stage
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage import StageWriter, one_line_failures, run_stage, stage_input
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.lexicon import Lexicon
 from stageflow_assets.providers.llm import Usage, ids_to_rebatch
 from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.providers.tts import EspeakTTS
-from stageflow_assets.vocabulary import prompts, stages
+from stageflow_assets.vocabulary import prompts, stage_dirs
 from stageflow_assets.vocabulary.analysis import CACHE_DIR, Analyser
-from stageflow_assets.vocabulary.assets import GROUP, cell, stage_input
+from stageflow_assets.vocabulary.assets import cell
 from stageflow_assets.vocabulary.claude import (
     RESULTS_FILE,
     BatchDoc,
@@ -61,8 +61,8 @@ def _skip_unless_claude(lexicon: Lexicon, out: StageWriter) -> bool:
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"claude"},
-    metadata=stages.CLAUDE_BATCH_REQUESTS.metadata,
+    partitions_def=word_list_partitions, group_name=stage_dirs.DOMAIN, code_version=CODE_VERSION, kinds={"claude"},
+    metadata=stage_dirs.CLAUDE_BATCH_REQUESTS.metadata,
 )
 @one_line_failures
 def claude_batch_requests(
@@ -87,7 +87,7 @@ def claude_batch_requests(
             return
         words = WordListDoc.model_validate_json(source.path.read_text(encoding="utf-8")).words
         # the same per-word cache keys word_analysis uses: ask only what it would compute
-        cache = paths.stage_dir(stages.DOMAIN, job.job, stages.WORD_ANALYSIS.dir_name) / CACHE_DIR
+        cache = paths.stage_dir(stage_dirs.DOMAIN, job.job, stage_dirs.WORD_ANALYSIS.dir_name) / CACHE_DIR
         todo = Analyser(lexicon, tts, translator, job.language, job.native, cache).missing(words)
         requests, items = {}, []
         for word in todo:
@@ -111,13 +111,13 @@ def claude_batch_requests(
         out.preview = "| custom_id | headword | POS hint |\n|---|---|---|\n" + "\n".join(
             f"| `{i.custom_id}` | {cell(i.headword, 30)} | {i.pos_hint or ''} |" for i in items[:12])
 
-    return run_stage(context, paths, stages.CLAUDE_BATCH_REQUESTS, inputs=[source], config=config, work=work,
+    return run_stage(context, paths, stage_dirs.CLAUDE_BATCH_REQUESTS, inputs=[source], config=config, work=work,
                      provider_versions=lexicon.versions())
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"claude"},
-    metadata=stages.CLAUDE_BATCH.metadata,
+    partitions_def=word_list_partitions, group_name=stage_dirs.DOMAIN, code_version=CODE_VERSION, kinds={"claude"},
+    metadata=stage_dirs.CLAUDE_BATCH.metadata,
 )
 @one_line_failures
 def claude_batch(
@@ -157,13 +157,13 @@ def claude_batch(
         out.preview = f"Claude batch `{batch_id}`: {len(requests)} requests, submitted {batch.submitted_at:%Y-%m-%d %H:%M} UTC"
 
     # an open circuit means nothing was submitted: waiting for the cool-down cannot double-submit
-    return run_stage(context, paths, stages.CLAUDE_BATCH, inputs=inputs, config=config, work=work,
+    return run_stage(context, paths, stage_dirs.CLAUDE_BATCH, inputs=inputs, config=config, work=work,
                      provider_versions=lexicon.versions())
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"claude"},
-    metadata=stages.CLAUDE_BATCH_RESULTS.metadata,
+    partitions_def=word_list_partitions, group_name=stage_dirs.DOMAIN, code_version=CODE_VERSION, kinds={"claude"},
+    metadata=stage_dirs.CLAUDE_BATCH_RESULTS.metadata,
     # no output while a follow-up batch is in flight: the rest of the ingestion run is skipped
     output_required=False,
 )
@@ -307,13 +307,13 @@ def claude_batch_results(
         if followup_id:
             out.preview += f"\n\nFollow-up batch `{followup_id}` in flight: the deck is built when it is ingested."
 
-    result = run_stage(context, paths, stages.CLAUDE_BATCH_RESULTS, inputs=inputs, config=config, work=work,
+    result = run_stage(context, paths, stage_dirs.CLAUDE_BATCH_RESULTS, inputs=inputs, config=config, work=work,
                        provider_versions=lexicon.versions())
     waiting = pending[0] if pending else (
         result.value.details.get("followup_batch_id") if result.value.status == "success" else None)
     if waiting:
         # recorded (manifest, results.json, an observation) but not an output: analysis and the deck wait
-        directory = paths.stage_dir(stages.DOMAIN, str(context.partition_key), stages.CLAUDE_BATCH_RESULTS.dir_name)
+        directory = paths.stage_dir(stage_dirs.DOMAIN, str(context.partition_key), stage_dirs.CLAUDE_BATCH_RESULTS.dir_name)
         write_text_atomic(directory / MANIFEST_NAME, result.value.model_dump_json(indent=2))
         context.log.info(f"follow-up Claude batch {waiting} in flight: the rest of this run is skipped; "
                          "claude_batch_sensor requests the next ingestion when it ends")

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from stageflow_assets.core.errors import StageError
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.audio_files import decode_audio
 from stageflow_assets.providers.media import MediaTools
 from stageflow_assets.vocabulary.assets import word_analysis

@@ -23,7 +23,7 @@ from stageflow_assets.core.manifest import stage_manifest
 from stageflow_assets.core.paths import StagePaths
 from stageflow_assets.providers.lexicon import LexEntry, Lexicon, Sense
 from stageflow_assets.providers.llm import BatchRequest, ClaudeResource, Usage
-from stageflow_assets.vocabulary import prompts, stages
+from stageflow_assets.vocabulary import prompts, stage_dirs
 from stageflow_assets.vocabulary.cards import GUID_NAMESPACE
 
 DEFAULT_BATCH_THRESHOLD = 50
@@ -185,7 +185,7 @@ class BatchResultsDoc(BaseModel):
 
 def submitted_batch(paths: StagePaths, job: str) -> BatchDoc | None:
     """The batch `claude_batch` last submitted for this deck, if any."""
-    manifest = stage_manifest(paths, stages.CLAUDE_BATCH, job)
+    manifest = stage_manifest(paths, stage_dirs.CLAUDE_BATCH, job)
     if manifest is None or manifest.status != "success":
         return None
     try:
@@ -210,7 +210,7 @@ def awaited_batch(paths: StagePaths, job: str) -> tuple[str, bool] | None:
 
 def ingested_results(paths: StagePaths, job: str) -> tuple[BatchResultsDoc, Any] | None:
     """(results, their file) from the last successful `claude_batch_results` of this deck."""
-    manifest = stage_manifest(paths, stages.CLAUDE_BATCH_RESULTS, job)
+    manifest = stage_manifest(paths, stage_dirs.CLAUDE_BATCH_RESULTS, job)
     if manifest is None or manifest.status != "success":
         return None
     try:

@@ -11,12 +11,12 @@ import dagster as dg
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.keys import slug
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageInput, StageWriter, one_line_failures, run_stage
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage import StageInput, StageWriter, one_line_failures, run_stage, stage_input
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.anki import AnkiCollection, NoteSpec, genanki_version, write_apkg
 from stageflow_assets.providers.ankiconnect import AnkiConnect
-from stageflow_assets.vocabulary import stages
-from stageflow_assets.vocabulary.assets import GROUP, cell, stage_input
+from stageflow_assets.vocabulary import stage_dirs
+from stageflow_assets.vocabulary.assets import cell
 from stageflow_assets.vocabulary.cards import NOTE_TYPE, content_hash, deck_id_for, note_fields
 from stageflow_assets.vocabulary.models import AnalysisDoc, AudioDoc, DeckDoc, ImageDoc, NoteRow, SyncState
 from stageflow_assets.vocabulary.partitions import word_list_partitions
@@ -36,8 +36,8 @@ def _previous_mods(directory: Path) -> dict[str, NoteRow]:
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version="2",
-    kinds={"genanki", "anki"}, metadata=stages.ANKI_DECK.metadata,
+    partitions_def=word_list_partitions, group_name=stage_dirs.DOMAIN, code_version="2",
+    kinds={"genanki", "anki"}, metadata=stage_dirs.ANKI_DECK.metadata,
 )
 @one_line_failures
 def anki_deck(
@@ -116,7 +116,7 @@ def anki_deck(
             f"| {cell(r.headword, 30)} | {r.fields['PartOfSpeech']} | {cell(r.fields['IPA'], 30)} | "
             f"{'yes' if r.fields['Audio'] else 'no'} |" for r in rows[:12])
 
-    return run_stage(context, paths, stages.ANKI_DECK, inputs=inputs, config=config,
+    return run_stage(context, paths, stage_dirs.ANKI_DECK, inputs=inputs, config=config,
                      provider_versions={"genanki": genanki_version()}, work=work)
 
 
@@ -146,9 +146,9 @@ def _conflicts_table(report: dict) -> str:
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version="2",
+    partitions_def=word_list_partitions, group_name=stage_dirs.DOMAIN, code_version="2",
     # no op-level retry: the AnkiConnect client already retries transport failures with backoff
-    kinds={"anki"}, metadata=stages.ANKI_SYNC.metadata,
+    kinds={"anki"}, metadata=stage_dirs.ANKI_SYNC.metadata,
 )
 @one_line_failures
 def anki_sync(
@@ -202,5 +202,5 @@ def anki_sync(
                                 "kept the Anki value (conflict_details has both)")
             out.preview = _conflicts_table(report)
 
-    return run_stage(context, paths, stages.ANKI_SYNC, inputs=[deck, notes], config=settings,
+    return run_stage(context, paths, stage_dirs.ANKI_SYNC, inputs=[deck, notes], config=settings,
                      provider_versions=anki_collection.versions(), work=work)

@@ -1,7 +1,8 @@
-"""Everything the vocabulary domain ships (its resources are shared; see stageflow_assets/definitions.py)."""
+"""Everything the vocabulary domain ships, with the resources it needs."""
 
 import dagster as dg
 
+from stageflow_assets.core.resources import SHARED
 from stageflow_assets.vocabulary.assets import word_analysis, word_list
 from stageflow_assets.vocabulary.batch_assets import claude_batch, claude_batch_requests, claude_batch_results
 from stageflow_assets.vocabulary.checks import VOCABULARY_CHECKS
@@ -25,5 +26,5 @@ defs = dg.Definitions(
     jobs=[vocabulary_deck_job, anki_sync_job, claude_batch_job, claude_batch_ingest_job],
     sensors=[words_inbox_sensor, claude_batch_sensor],
     schedules=[nightly_deck_sync],
+    resources=vocabulary_resources(SHARED),
 )
-resources = vocabulary_resources()

@@ -15,14 +15,14 @@ from stageflow_assets.core.errors import ProviderError
 from stageflow_assets.core.hashing import sha256_json
 from stageflow_assets.core.manifest import StageManifest
 from stageflow_assets.core.paths import write_text_atomic
-from stageflow_assets.core.stage import StageWriter, one_line_failures, run_stage
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage import PROVIDER_RETRY, StageWriter, one_line_failures, run_stage, stage_input
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.breaker import CircuitOpenError
 from stageflow_assets.providers.images import ImageGenerator
 from stageflow_assets.providers.tts import EspeakTTS
-from stageflow_assets.vocabulary import stages
+from stageflow_assets.vocabulary import stage_dirs
 from stageflow_assets.vocabulary.analysis import CACHE_DIR
-from stageflow_assets.vocabulary.assets import GROUP, PROVIDER_RETRY, stage_input
+
 from stageflow_assets.vocabulary.models import AnalysisDoc, AudioDoc, AudioItem, ImageDoc, ImageItem
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 
@@ -41,8 +41,8 @@ def _kind(name: str) -> str:
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version="2",
-    kinds={"espeakng", "ffmpeg"}, retry_policy=PROVIDER_RETRY, metadata=stages.PRONUNCIATION_AUDIO.metadata,
+    partitions_def=word_list_partitions, group_name=stage_dirs.DOMAIN, code_version="2",
+    kinds={"espeakng", "ffmpeg"}, retry_policy=PROVIDER_RETRY, metadata=stage_dirs.PRONUNCIATION_AUDIO.metadata,
 )
 @one_line_failures
 def pronunciation_audio(
@@ -98,14 +98,14 @@ def pronunciation_audio(
             out.warnings.append(f"{len(failed)} word(s) have no audio: {', '.join(list(failed)[:10])}")
 
     return run_stage(
-        context, paths, stages.PRONUNCIATION_AUDIO, inputs=[source], config=tts.parameters(doc.language),
+        context, paths, stage_dirs.PRONUNCIATION_AUDIO, inputs=[source], config=tts.parameters(doc.language),
         provider_versions=tts.versions(), work=work,
     )
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version="1",
-    kinds={"http"}, retry_policy=PROVIDER_RETRY, metadata=stages.CARD_IMAGES.metadata,
+    partitions_def=word_list_partitions, group_name=stage_dirs.DOMAIN, code_version="1",
+    kinds={"http"}, retry_policy=PROVIDER_RETRY, metadata=stage_dirs.CARD_IMAGES.metadata,
 )
 @one_line_failures
 def card_images(
@@ -154,4 +154,4 @@ def card_images(
                            failed={i.headword: i.issue for i in items if i.issue},
                            breaker=images.breaker_state())
 
-    return run_stage(context, paths, stages.CARD_IMAGES, inputs=[source], config=params, work=work)
+    return run_stage(context, paths, stage_dirs.CARD_IMAGES, inputs=[source], config=params, work=work)

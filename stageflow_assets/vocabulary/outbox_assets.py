@@ -6,16 +6,16 @@ import dagster as dg
 
 from stageflow_assets.core.keys import slug
 from stageflow_assets.core.manifest import StageManifest
-from stageflow_assets.core.stage import StageWriter, one_line_failures, run_stage
-from stageflow_assets.core.storage import StageStore
-from stageflow_assets.vocabulary import stages
-from stageflow_assets.vocabulary.assets import GROUP, stage_input
+from stageflow_assets.core.stage import StageWriter, one_line_failures, run_stage, stage_input
+from stageflow_assets.core.stage_store import StageStore
+from stageflow_assets.vocabulary import stage_dirs
+
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 
 
 @dg.asset(
-    partitions_def=word_list_partitions, group_name=GROUP, code_version="1", kinds={"anki"},
-    metadata=stages.OUTBOX.metadata,
+    partitions_def=word_list_partitions, group_name=stage_dirs.DOMAIN, code_version="1", kinds={"anki"},
+    metadata=stage_dirs.OUTBOX.metadata,
 )
 @one_line_failures
 def deck_outbox(context: dg.AssetExecutionContext, storage: StageStore, anki_deck: StageManifest):
@@ -33,4 +33,4 @@ def deck_outbox(context: dg.AssetExecutionContext, storage: StageStore, anki_dec
                            folder=str(out.directory), files=[name])
         out.preview = f"- `{name}`: {anki_deck.details.get('notes')} notes"
 
-    return run_stage(context, storage.paths, stages.OUTBOX, inputs=[package], config={"name": name}, work=work)
+    return run_stage(context, storage.paths, stage_dirs.OUTBOX, inputs=[package], config={"name": name}, work=work)

@@ -20,8 +20,8 @@ from stageflow_assets.core.keys import slug
 from stageflow_assets.core.manifest import stage_manifest
 from stageflow_assets.core.outbox import note_cli_failure
 from stageflow_assets.core.paths import StagePaths, atomic_path
-from stageflow_assets.core.pipeline import PipelineError, RunSequence, manifest_for
-from stageflow_assets.vocabulary import stages
+from stageflow_assets.core.run_sequence import PipelineError, RunSequence, manifest_for
+from stageflow_assets.vocabulary import stage_dirs
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.core.errors import BadInputError, StageError
 from stageflow_assets.vocabulary.claude import ClaudeLexicon, awaited_batch, submitted_batch
@@ -67,13 +67,13 @@ def run_vocab(
             progress(f"deck {deck!r} ({job}): parse, analyse, speak, build")
             runs.run("deck", "vocabulary_deck_job", word_list_partitions, job)
     except PipelineError as exc:
-        note_cli_failure(instance, paths, stages.DOMAIN, job, str(exc), exc.run_id)
+        note_cli_failure(instance, paths, stage_dirs.DOMAIN, job, str(exc), exc.run_id)
         raise
-    delivered = stage_manifest(paths, stages.OUTBOX, job)
+    delivered = stage_manifest(paths, stage_dirs.OUTBOX, job)
     if delivered is not None and delivered.status == "success":
-        result.outbox = paths.dir_of(stages.OUTBOX, job)
-    result.analysis = manifest_for(paths, stages.WORD_ANALYSIS, job).details
-    built = manifest_for(paths, stages.ANKI_DECK, job)
+        result.outbox = paths.dir_of(stage_dirs.OUTBOX, job)
+    result.analysis = manifest_for(paths, stage_dirs.WORD_ANALYSIS, job).details
+    built = manifest_for(paths, stage_dirs.ANKI_DECK, job)
     result.deck = built.details
     result.deck_reused = built.reused
     if out_dir is not None:
@@ -86,7 +86,7 @@ def run_vocab(
             "target": "ankiconnect", "ankiconnect_url": sync.ankiconnect_url}
         run_config = {"ops": {"anki_sync": {"config": {**target, "prune": sync.prune}}}}
         runs.run("sync", "anki_sync_job", word_list_partitions, job, run_config)
-        result.sync = manifest_for(paths, stages.ANKI_SYNC, job).details
+        result.sync = manifest_for(paths, stage_dirs.ANKI_SYNC, job).details
     return result
 
 
@@ -101,7 +101,8 @@ def _env_seconds(name: str, default: float) -> float:
 def _batch_path(paths: StagePaths, words: Path, job: str, runs: RunSequence,
                 progress: Callable[[str], None]) -> bool:
     """Prepare, submit, wait for and ingest a Claude batch; False when the list goes the one-run way."""
-    lexicon = lexicon_from_env(resolve_secrets=True)
+    with dg.build_resources({"lexicon": lexicon_from_env()}) as built:  # resolves its EnvVar key
+        lexicon = built.lexicon
     if not isinstance(lexicon, ClaudeLexicon):
         return False
     try:
@@ -112,13 +113,13 @@ def _batch_path(paths: StagePaths, words: Path, job: str, runs: RunSequence,
         return False
     progress(f"{count} words, above the Claude batch threshold ({lexicon.batch_threshold}): Message Batches")
     runs.run("batch", "claude_batch_job", word_list_partitions, job)
-    prepared = manifest_for(paths, stages.CLAUDE_BATCH_REQUESTS, job)
+    prepared = manifest_for(paths, stage_dirs.CLAUDE_BATCH_REQUESTS, job)
     if prepared.status != "success":
         progress(f"no batch: {prepared.details.get('skipped_reason', '')}")
         return False
     batch = submitted_batch(paths, job)
     if batch is None:
-        raise PipelineError(f"{stages.CLAUDE_BATCH.dir_name} for {job} recorded no batch")
+        raise PipelineError(f"{stage_dirs.CLAUDE_BATCH.dir_name} for {job} recorded no batch")
     poll, wait = _env_seconds(BATCH_POLL_ENV, 60.0), _env_seconds(BATCH_WAIT_ENV, 25 * 3600.0)
     deadline = time.monotonic() + wait
     # the submitted batch, then each follow-up batch an ingestion submits for failed items

@@ -9,9 +9,9 @@ from pathlib import Path
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.keys import KEY_PATTERN, slug
 from stageflow_assets.core.paths import StagePaths
-from stageflow_assets.core.registry import read_record, write_record
+from stageflow_assets.core.job_records import read_record, write_record
 from stageflow_assets.vocabulary.models import VocabJob
-from stageflow_assets.vocabulary.stages import DOMAIN
+from stageflow_assets.vocabulary.stage_dirs import DOMAIN
 
 def deck_key(deck: str) -> str:
     """`<deck slug>-<8 hex of the exact name>`: `Spanish::Food` and `Spanish Food` stay apart."""

@@ -1,13 +1,10 @@
-"""The vocabulary domain's providers, chosen from the environment when the code location loads.
+"""The vocabulary domain's own providers, chosen from the environment when the code location loads.
 
-Secrets (API keys) are `EnvVar`s, resolved by Dagster at run time and never written anywhere;
-the image backend exists only when `STAGEFLOW_IMAGES_URL` is set (images are off by default).
-The lexicon is WordNet unless `STAGEFLOW_LEXICON=claude` (key `ANTHROPIC_API_KEY`, API root
-`STAGEFLOW_CLAUDE_BASE_URL` for a gateway or a test server, lists with more words to ask than
-`STAGEFLOW_CLAUDE_BATCH_THRESHOLD` (default 50) through Message Batches, with up to
-`STAGEFLOW_CLAUDE_MAX_REBATCH_ROUNDS` (default 2) follow-up batches for expired/errored items).
-Every network provider (Claude, AnkiConnect, images) gets the circuit-breaker settings of
-`STAGEFLOW_BREAKER_*` (providers/breaker.py).
+The lexicon is WordNet unless `STAGEFLOW_LEXICON=claude` (the shared `claude` resource; lists with
+more words to ask than `STAGEFLOW_CLAUDE_BATCH_THRESHOLD` (default 50) go through Message Batches,
+with up to `STAGEFLOW_CLAUDE_MAX_REBATCH_ROUNDS` (default 2) follow-up batches for expired/errored
+items). AnkiConnect at `STAGEFLOW_ANKICONNECT_URL` (`STAGEFLOW_ANKICONNECT_KEY`). Storage, Claude,
+ffmpeg, Apertium and the images endpoint are shared with the other domains (core/resources.py).
 """
 
 from __future__ import annotations
@@ -19,9 +16,9 @@ import dagster as dg
 from stageflow_assets.providers.anki import AnkiCollection
 from stageflow_assets.providers.ankiconnect import AnkiConnect
 from stageflow_assets.providers.breaker import breaker_config_from_env
-from stageflow_assets.providers.images import ImageGenerator, OpenAIImages
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.providers.lexicon import Lexicon, WordNetLexicon
+from stageflow_assets.core.resources import env_secret, pick, shared_resources
 from stageflow_assets.providers.llm import ClaudeResource
 from stageflow_assets.providers.tts import EspeakTTS
 from stageflow_assets.vocabulary.checks import VocabularyChecks
@@ -29,19 +26,10 @@ from stageflow_assets.vocabulary.claude import DEFAULT_BATCH_THRESHOLD, DEFAULT_
 
 ANKICONNECT_URL_ENV = "STAGEFLOW_ANKICONNECT_URL"
 ANKICONNECT_KEY_ENV = "STAGEFLOW_ANKICONNECT_KEY"
-IMAGES_URL_ENV = "STAGEFLOW_IMAGES_URL"
-IMAGES_KEY_ENV = "STAGEFLOW_IMAGES_API_KEY"
-IMAGES_MODEL_ENV = "STAGEFLOW_IMAGES_MODEL"
 IPA_SEVERITY_ENV = "STAGEFLOW_IPA_SEVERITY"
 LEXICON_ENV = "STAGEFLOW_LEXICON"
-CLAUDE_KEY_ENV = "ANTHROPIC_API_KEY"
-CLAUDE_BASE_URL_ENV = "STAGEFLOW_CLAUDE_BASE_URL"
 BATCH_THRESHOLD_ENV = "STAGEFLOW_CLAUDE_BATCH_THRESHOLD"
 REBATCH_ROUNDS_ENV = "STAGEFLOW_CLAUDE_MAX_REBATCH_ROUNDS"
-
-
-def _env(name: str):
-    return dg.EnvVar(name) if os.environ.get(name) else None
 
 
 def lexicon_backend() -> str:
@@ -51,16 +39,10 @@ def lexicon_backend() -> str:
     return backend
 
 
-def lexicon_from_env(resolve_secrets: bool = False) -> Lexicon:
-    """The configured lexicon. `resolve_secrets`: read the key now (the CLI's own polling);
-    otherwise it is an `EnvVar` Dagster resolves inside a run or sensor tick."""
+def lexicon_from_env(claude: ClaudeResource | None = None) -> Lexicon:
+    """The configured lexicon; the Claude one asks through `claude` (default: the shared one)."""
     if lexicon_backend() == "wordnet":
         return WordNetLexicon()
-    if resolve_secrets:
-        key = os.environ.get(CLAUDE_KEY_ENV, "")
-    else:
-        # an unset EnvVar would fail every step listing the resource, WordNet runs included
-        key = dg.EnvVar(CLAUDE_KEY_ENV) if os.environ.get(CLAUDE_KEY_ENV) else ""
     numbers = {}
     for name, default in ((BATCH_THRESHOLD_ENV, DEFAULT_BATCH_THRESHOLD), (REBATCH_ROUNDS_ENV, DEFAULT_MAX_REBATCH_ROUNDS)):
         raw = os.environ.get(name) or str(default)
@@ -70,26 +52,22 @@ def lexicon_from_env(resolve_secrets: bool = False) -> Lexicon:
             raise BadInputError(f"{name}={raw!r} is not a whole number") from None
         if name == REBATCH_ROUNDS_ENV and numbers[name] < 0:
             raise BadInputError(f"{name}={raw!r} is negative")
-    claude = ClaudeResource(api_key=key, base_url=os.environ.get(CLAUDE_BASE_URL_ENV) or None,
-                            breaker=breaker_config_from_env())
-    return ClaudeLexicon(claude=claude, batch_threshold=numbers[BATCH_THRESHOLD_ENV],
+    return ClaudeLexicon(claude=claude if claude is not None else pick(None, "claude")["claude"],
+                         batch_threshold=numbers[BATCH_THRESHOLD_ENV],
                          max_rebatch_rounds=numbers[REBATCH_ROUNDS_ENV])
 
 
-def vocabulary_resources() -> dict[str, dg.ConfigurableResource]:
-    breaker = breaker_config_from_env()
-    ankiconnect = AnkiConnect(url=os.environ.get(ANKICONNECT_URL_ENV) or AnkiConnect().url,
-                              api_key=_env(ANKICONNECT_KEY_ENV), breaker=breaker)
-    images: ImageGenerator = ImageGenerator()
-    if os.environ.get(IMAGES_URL_ENV):
-        images = OpenAIImages(base_url=os.environ[IMAGES_URL_ENV], api_key=_env(IMAGES_KEY_ENV),
-                              model=os.environ.get(IMAGES_MODEL_ENV) or OpenAIImages().model, breaker=breaker)
+def vocabulary_resources(shared: dict | None = None) -> dict[str, dg.ConfigurableResource]:
+    """Every resource the vocabulary assets, checks and sensors use. `shared`: the cross-domain
+    ones to reuse (the code location passes `SHARED`; by default they are built afresh)."""
+    shared = shared_resources() if shared is None else shared
     severity = os.environ.get(IPA_SEVERITY_ENV, "WARN").upper()
     return {
-        "lexicon": lexicon_from_env(),
+        **pick(shared, "storage", "io_manager", "media", "translator", "images"),
+        "lexicon": lexicon_from_env(shared["claude"]),
         "tts": EspeakTTS(),
-        "images": images,
-        "ankiconnect": ankiconnect,
+        "ankiconnect": AnkiConnect(url=os.environ.get(ANKICONNECT_URL_ENV) or AnkiConnect().url,
+                                   api_key=env_secret(ANKICONNECT_KEY_ENV), breaker=breaker_config_from_env()),
         "anki_collection": AnkiCollection(),
         "vocab_checks": VocabularyChecks(ipa_severity="ERROR" if severity == "ERROR" else "WARN"),
     }

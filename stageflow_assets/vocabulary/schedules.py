@@ -19,9 +19,9 @@ from stageflow_assets.core.manifest import stage_manifest
 from stageflow_assets.core.paths import StagePaths
 from stageflow_assets.core.settings import schedule_cron
 from stageflow_assets.core.stage import JOB_TAG, SOURCE_TAG
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.ankiconnect import AnkiConnect
-from stageflow_assets.vocabulary import stages
+from stageflow_assets.vocabulary import stage_dirs
 from stageflow_assets.vocabulary.jobs import anki_sync_job
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.vocabulary.resources import ANKICONNECT_URL_ENV
@@ -38,12 +38,12 @@ def decks_to_sync(paths: StagePaths, decks: list[str], url: str) -> tuple[list[s
     """(decks last synced to AnkiConnect at `url`, those of them whose notes changed since)."""
     synced, changed = [], []
     for deck in decks:
-        last = stage_manifest(paths, stages.ANKI_SYNC, deck)
+        last = stage_manifest(paths, stage_dirs.ANKI_SYNC, deck)
         if last is None or last.config.get("target") != "ankiconnect" or not _same_url(
                 str(last.config.get("where", "")), url):
             continue
         synced.append(deck)
-        built = stage_manifest(paths, stages.ANKI_DECK, deck)
+        built = stage_manifest(paths, stage_dirs.ANKI_DECK, deck)
         if built is None or built.status != "success":
             continue
         pushed = next((r.sha256 for r in last.inputs if r.kind == "notes"), None)

@@ -17,7 +17,7 @@ import dagster as dg
 
 from stageflow_assets.core.errors import BadInputError, StageError
 from stageflow_assets.core.keys import sampled_content_hash
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.lexicon import Lexicon
 from stageflow_assets.vocabulary.claude import ClaudeLexicon, awaited_batch, submitted_batch
 from stageflow_assets.core.stage import JOB_TAG, SOURCE_TAG

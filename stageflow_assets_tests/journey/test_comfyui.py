@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from stageflow_assets.core.errors import BadInputError, CircuitOpenError, ProviderError
-from stageflow_assets.journey.media import OutputConfig
+from stageflow_assets.journey.offline_media import OutputConfig
 from stageflow_assets.providers.breaker import BreakerConfig, forget_circuits
 from stageflow_assets.providers.comfyui import ComfyUIRejectedError, ComfyUIResource
 from stageflow_assets_tests.fakes.comfyui_server import fake_comfyui  # noqa: F401

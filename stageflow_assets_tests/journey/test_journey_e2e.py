@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stageflow_assets.journey import stages
+from stageflow_assets.journey import stage_dirs
 from stageflow_assets_tests.conftest import APERTIUM, run_cli
 
 # no LLM, no ComfyUI, whatever the developer's shell has set
@@ -24,11 +24,11 @@ def journey(*args: str):
 
 
 def job_dir(key: str) -> Path:
-    return Path(os.environ["STAGEFLOW_HOME"]) / stages.DOMAIN / key
+    return Path(os.environ["STAGEFLOW_HOME"]) / stage_dirs.DOMAIN / key
 
 
 def record_of(key: str) -> dict:
-    return json.loads((job_dir(key) / stages.RECORD_DIR / f"{key}.json").read_text(encoding="utf-8"))
+    return json.loads((job_dir(key) / stage_dirs.RECORD_DIR / f"{key}.json").read_text(encoding="utf-8"))
 
 
 def kinds(record: dict) -> list[str]:
@@ -60,7 +60,7 @@ def test_stille_post_journey_writes_its_media_and_record(lake):
     assert wrote[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and wrote[1].read_bytes()[:4] == b"RIFF"
 
     record = record_of(key)
-    assert result.value("recorded") == [str(job_dir(key) / stages.RECORD_DIR / f"{key}.json")]
+    assert result.value("recorded") == [str(job_dir(key) / stage_dirs.RECORD_DIR / f"{key}.json")]
     assert record["status"] == "success" and record["title"] == "A quiet lake at dawn with mountains"
     assert record["parameters"]["seed"] == 7 and record["parameters"]["interception"] == "stille-post"
     items = record["items"]
@@ -105,7 +105,7 @@ def test_a_86a_prompt_is_blocked_at_stage_1(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("stageflow: blocked at stage 1: ") and "Sieg Heil" in last
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
-    assert not (job_dir(key) / stages.INTERCEPTION.dir_name).exists()  # nothing downstream ran
+    assert not (job_dir(key) / stage_dirs.INTERCEPTION.dir_name).exists()  # nothing downstream ran
     record = record_of(key)
     assert record["status"] == "blocked"
     assert kinds(record) == ["pipeline_start", "user_input", "safety_check", "blocked"]
@@ -147,7 +147,7 @@ def test_kids_level_blocks_at_stage_3(pirate):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("stageflow: blocked at stage 3: ") and "pistol" in last
     (key,) = result.value("journey")
-    assert not (job_dir(key) / stages.MEDIA.dir_name).exists() and not any(out.iterdir())
+    assert not (job_dir(key) / stage_dirs.MEDIA.dir_name).exists() and not any(out.iterdir())
     record = record_of(key)
     (blocked,) = [i for i in record["items"] if i["kind"] == "output_blocked"]
     assert blocked["output_index"] == 1 and blocked["stage"] == "3" and "pistol" in blocked["content"]

@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from stageflow_assets.journey import stages
+from stageflow_assets.journey import stage_dirs
 from stageflow_assets_tests.conftest import run_cli
 from stageflow_assets_tests.fakes.comfyui_server import fake_comfyui  # noqa: F401
 from stageflow_assets_tests.fakes.openai_chat_server import FAKE_CHAT_KEY, FAKE_MODEL, echo, fake_chat  # noqa: F401
@@ -30,7 +30,7 @@ def review_answers(answer: str):
 
 
 def record_of(key: str) -> dict:
-    path = Path(os.environ["STAGEFLOW_HOME"]) / stages.DOMAIN / key / stages.RECORD_DIR / f"{key}.json"
+    path = Path(os.environ["STAGEFLOW_HOME"]) / stage_dirs.DOMAIN / key / stage_dirs.RECORD_DIR / f"{key}.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -54,7 +54,7 @@ def test_german_prompt_poem_and_comfyui_image(fake_chat, fake_comfyui, tmp_path)
     assert made["parameters"]["seed"] == 5 and made["parameters"]["steps"] == 25
     assert len(fake_chat.calls()) == 2  # a translation and a rewrite; no match, so no review
 
-    home = Path(os.environ["STAGEFLOW_HOME"]) / stages.DOMAIN / key
+    home = Path(os.environ["STAGEFLOW_HOME"]) / stage_dirs.DOMAIN / key
     written = "".join(p.read_text(encoding="utf-8", errors="replace") for p in home.rglob("*")
                       if p.is_file() and p.suffix in (".json", ".jsonl", ".log"))
     assert FAKE_CHAT_KEY not in written  # the key went into a header, nowhere else

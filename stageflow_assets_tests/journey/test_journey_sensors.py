@@ -15,7 +15,7 @@ import pytest
 from stageflow_assets.core.io_manager import StageManifestIOManager
 from stageflow_assets.core.stage import JOB_TAG, SOURCE_TAG
 from stageflow_assets.definitions import defs
-from stageflow_assets.journey import stages
+from stageflow_assets.journey import stage_dirs
 from stageflow_assets.journey.checks import SECTION_86A_CHECK
 from stageflow_assets.journey.partitions import journey_partitions
 from stageflow_assets.journey.registry import inbox_journey_key, load_journey, new_journey_key, register_journey
@@ -103,7 +103,7 @@ def record_sensor_writes(instance, store, result, status: dg.DagsterRunStatus, e
         dagster_event=event, resources={"storage": store})
     sensor(context)
     key = result.dagster_run.tags["dagster/partition"]
-    path = store.paths.job_dir(stages.DOMAIN, key) / stages.RECORD_DIR / f"{key}.json"
+    path = store.paths.job_dir(stage_dirs.DOMAIN, key) / stage_dirs.RECORD_DIR / f"{key}.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
 

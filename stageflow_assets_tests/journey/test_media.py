@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from stageflow_assets.core.errors import BadInputError, ProviderError
-from stageflow_assets.journey import media
-from stageflow_assets.journey.media import GeneratedMedia, OutputConfig, make_offline
+from stageflow_assets.journey import offline_media
+from stageflow_assets.journey.offline_media import GeneratedMedia, OutputConfig, make_offline
 
 PROMPT = "a lighthouse on a cliff at sunset"
 
@@ -184,7 +184,7 @@ def test_video_is_h264_with_the_configured_fps_frames_and_size(tmp_path):
 
 
 def test_a_long_video_is_encoded_in_parts_and_joined(tmp_path, monkeypatch):
-    monkeypatch.setattr(media, "RAW_CHUNK_BYTES", 64 * 48 * 3 * 10)  # ten frames a part
+    monkeypatch.setattr(offline_media, "RAW_CHUNK_BYTES", 64 * 48 * 3 * 10)  # ten frames a part
     made = make_offline(OutputConfig.parse("video:64x48,2s,fps=12"), PROMPT, 9, tmp_path, "clip")
     assert made.parameters["parts"] == 3
     (stream,) = probe(made.path)["streams"]

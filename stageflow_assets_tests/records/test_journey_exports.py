@@ -19,7 +19,7 @@ from stageflow_assets.core.stage import JOB_TAG
 from stageflow_assets.records import export_pdf
 from stageflow_assets.records.build import UnknownRecord, record_for
 from stageflow_assets.records.exports import FORMATS, ExportError, export
-from stageflow_assets.records.model import FileRef, Record, RecordItem
+from stageflow_assets.records.models import FileRef, Record, RecordItem
 from stageflow_assets.records.tracker import Tracker
 from stageflow_assets_tests.records.conftest import CHAIN, PROMPT, RUN_ID, SECRET_KEY, SECRET_PASSWORD
 from stageflow_assets_tests.records.readers import (

@@ -16,7 +16,7 @@ from lxml import etree
 from rocrate.rocrate import ROCrate
 
 from stageflow_assets.core.manifest import read_manifest
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.records.build import record_for
 from stageflow_assets.records.exports import FORMATS, export
 from stageflow_assets_tests.records.readers import pdf_text, squeeze, unzip

@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from stageflow_assets.core.stage import JOB_TAG
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets_tests.conftest import CliResult, instance_with_env, run_cli
 from stageflow_assets_tests.fakes.anthropic_server import FAKE_KEY, FakeAnthropic, numbered_cues
 

@@ -19,7 +19,7 @@ import pytest
 
 from stageflow_assets.core.runs import outcome_of_finished
 from stageflow_assets.core.stage import JOB_TAG, SOURCE_TAG
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.anki_merge import REMOVED_TAG
 from stageflow_assets.providers.ankiconnect import AnkiConnect
 from stageflow_assets.vocabulary.registry import deck_key
@@ -69,13 +69,11 @@ class Home:
     def execute(self, request: dg.RunRequest) -> str:
         """The request as a run of `anki_sync_job`, on this home's instance (as the daemon would)."""
         from stageflow_assets.core.io_manager import StageManifestIOManager
-        from stageflow_assets.definitions import shared
         from stageflow_assets.vocabulary.definitions import defs as vocabulary_defs
+        from stageflow_assets_tests.swap_resources import with_resources
 
-        defs = dg.Definitions.merge(vocabulary_defs, dg.Definitions(
-            resources={**shared.resources, "storage": self.store, "io_manager": StageManifestIOManager(store=self.store),
-                       "ankiconnect": AnkiConnect(url=self.server.url, backoff_s=0.01)},
-            executor=dg.in_process_executor))
+        defs = with_resources(vocabulary_defs, storage=self.store, io_manager=StageManifestIOManager(store=self.store),
+                              ankiconnect=AnkiConnect(url=self.server.url, backoff_s=0.01))
         with instance_with_env(self.env) as instance:
             result = defs.resolve_job_def("anki_sync_job").execute_in_process(
                 instance=instance, partition_key=request.partition_key, run_config=request.run_config,

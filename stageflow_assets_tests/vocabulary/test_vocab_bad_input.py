@@ -15,8 +15,8 @@ from stageflow_assets.core.manifest import FAILED_MANIFEST_NAME, MANIFEST_NAME
 from stageflow_assets.core.paths import TEMP_MARK
 from stageflow_assets.core.runs import execute_partition
 from stageflow_assets.core.stage import JOB_TAG
-from stageflow_assets.core.storage import StageStore
-from stageflow_assets.vocabulary import stages
+from stageflow_assets.core.stage_store import StageStore
+from stageflow_assets.vocabulary import stage_dirs
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.vocabulary.registry import deck_key, register_word_list
 from stageflow_assets_tests.conftest import run_cli
@@ -24,7 +24,7 @@ from stageflow_assets_tests.vocabulary.fakes import FakeAnki, FakeServer
 
 
 def stage_dir(deck: str, stage) -> Path:
-    return Path(os.environ["STAGEFLOW_HOME"]) / stages.DOMAIN / deck_key(deck) / stage.dir_name
+    return Path(os.environ["STAGEFLOW_HOME"]) / stage_dirs.DOMAIN / deck_key(deck) / stage.dir_name
 
 
 @pytest.mark.parametrize("name,content,message", [
@@ -46,7 +46,7 @@ def test_unusable_lists_fail_with_one_line_before_any_run(tmp_path, name, conten
     with dg.DagsterInstance.get() as instance:  # checked by the CLI: no partition, no run
         assert instance.get_runs_count() == runs_before
         assert deck_key(deck) not in instance.get_dynamic_partitions(word_list_partitions.name)
-    assert not stage_dir(deck, stages.WORD_LIST).parent.exists()
+    assert not stage_dir(deck, stage_dirs.WORD_LIST).parent.exists()
     assert not (tmp_path / "out").exists()
 
 
@@ -63,7 +63,7 @@ def test_an_unusable_list_that_comes_another_way_fails_its_first_stage_once(tmp_
     assert not outcome.success
     assert outcome.error.startswith("binary.txt: not a UTF-8 text word list (binary data at byte 0)")
     assert retried.records == []
-    where = stage_dir(deck, stages.WORD_LIST)
+    where = stage_dir(deck, stage_dirs.WORD_LIST)
     assert (where / FAILED_MANIFEST_NAME).is_file() and not (where / MANIFEST_NAME).exists()
     assert not list(where.parent.rglob(f"*{TEMP_MARK}*"))
 
@@ -91,11 +91,11 @@ def test_awkward_lines_are_reported_and_synced_to_ankiconnect(tmp_path):
     assert not result.error_lines
     assert "xyzzyq" in result.value("unknown")[0]
 
-    listed = json.loads((stage_dir(deck, stages.WORD_LIST) / MANIFEST_NAME).read_text())["details"]
+    listed = json.loads((stage_dir(deck, stage_dirs.WORD_LIST) / MANIFEST_NAME).read_text())["details"]
     assert listed["words"] == 5
     assert [(b["line"], b["reason"]) for b in listed["bad_lines"]] == [(6, "headword of 10000 characters (limit 100)")]
     assert [(d["line"], d["first_line"]) for d in listed["duplicates"]] == [(4, 2), (10, 5)]
-    analysis = json.loads((stage_dir(deck, stages.WORD_ANALYSIS) / MANIFEST_NAME).read_text())["details"]
+    analysis = json.loads((stage_dir(deck, stage_dirs.WORD_ANALYSIS) / MANIFEST_NAME).read_text())["details"]
     assert set(analysis["unknown_words"]) == {"<script>alert(1)</script>", "xyzzyq", "<b>bold</b>"}
     assert analysis["issues"]["xyzzyq"] == ["not in the lexicon"]
 
@@ -104,5 +104,5 @@ def test_awkward_lines_are_reported_and_synced_to_ankiconnect(tmp_path):
     heads = {n["fields"]["Headword"] for n in fake.notes.values()}
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in heads and "<script>alert(1)</script>" not in heads
     assert all(n["deck"] == deck for n in fake.notes.values())
-    synced = json.loads((stage_dir(deck, stages.ANKI_SYNC) / MANIFEST_NAME).read_text())["details"]
+    synced = json.loads((stage_dir(deck, stage_dirs.ANKI_SYNC) / MANIFEST_NAME).read_text())["details"]
     assert (synced["added"], synced["note_type_created"]) == (5, True)

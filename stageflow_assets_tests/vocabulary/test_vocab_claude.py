@@ -23,10 +23,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers import llm_pricing
 from stageflow_assets.providers.llm import ClaudeResource
-from stageflow_assets.vocabulary import prompts, stages
+from stageflow_assets.vocabulary import prompts, stage_dirs
 from stageflow_assets.vocabulary.cards import FIELDS
 from stageflow_assets.vocabulary.claude import ClaudeLexicon, custom_id_for
 from stageflow_assets.vocabulary.partitions import word_list_partitions
@@ -63,7 +63,7 @@ def messages_handler(body: dict) -> str:
 
 
 def stage_dir(deck: str, spec) -> Path:
-    return Path(os.environ["STAGEFLOW_HOME"]) / stages.DOMAIN / deck_key(deck) / spec.dir_name
+    return Path(os.environ["STAGEFLOW_HOME"]) / stage_dirs.DOMAIN / deck_key(deck) / spec.dir_name
 
 
 def manifest(deck: str, spec) -> dict:
@@ -86,7 +86,7 @@ def apkg_notes(apkg: Path) -> dict[str, dict[str, str]]:
 
 
 def assert_key_nowhere(deck: str, *files: Path, instance: dg.DagsterInstance | None = None) -> None:
-    root = Path(os.environ["STAGEFLOW_HOME"]) / stages.DOMAIN / deck_key(deck)
+    root = Path(os.environ["STAGEFLOW_HOME"]) / stage_dirs.DOMAIN / deck_key(deck)
     checked = 0
     for path in [*root.rglob("*"), *files]:
         if path.is_file():
@@ -146,7 +146,7 @@ def test_claude_lexicon_through_the_cli(fake_anthropic, tmp_path):
         assert "one too many" not in notes[word]["Examples"]  # max_examples=2
     assert notes["zzqx"]["Meanings"] == ""
 
-    analysis = manifest(deck, stages.WORD_ANALYSIS)
+    analysis = manifest(deck, stage_dirs.WORD_ANALYSIS)
     lexicon = analysis["config"]["lexicon"]
     assert lexicon["backend"] == "claude" and lexicon["model"] == MODEL
     assert lexicon["prompt_version"] == prompts.PROMPT_VERSION
@@ -155,9 +155,9 @@ def test_claude_lexicon_through_the_cli(fake_anthropic, tmp_path):
     assert usage["requests"] == 3 and usage["input_tokens"] > 0 and usage["output_tokens"] > 0
     assert usage["cost_usd"] == pytest.approx(expected_cost([usage], batch=False))
     assert details["known_words"] == 2 and details["translated"] == 2 and details["answered_by_batch"] == 0
-    doc = json.loads((stage_dir(deck, stages.WORD_ANALYSIS) / "analysis.json").read_text())
+    doc = json.loads((stage_dir(deck, stage_dirs.WORD_ANALYSIS) / "analysis.json").read_text())
     assert doc["lexicon"] == "claude" and doc["translation_backend"] == "claude"
-    assert not stage_dir(deck, stages.CLAUDE_BATCH_REQUESTS).exists()  # no batch below the threshold
+    assert not stage_dir(deck, stage_dirs.CLAUDE_BATCH_REQUESTS).exists()  # no batch below the threshold
     assert_key_nowhere(deck, apkg, instance=dg.DagsterInstance.get())
 
 
@@ -173,7 +173,7 @@ def test_claude_lexicon_reuses_words_it_already_asked(fake_anthropic, tmp_path):
     result = run_cli("vocab", words, "--deck", deck, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert [headword_of(c.body) for c in fake_anthropic.calls()[2:]] == ["cheese"]
-    details = manifest(deck, stages.WORD_ANALYSIS)["details"]
+    details = manifest(deck, stage_dirs.WORD_ANALYSIS)["details"]
     assert (details["computed_words"], details["reused_words"], details["llm_usage"]["requests"]) == (1, 2, 1)
 
 
@@ -224,8 +224,8 @@ ERRORED, EXPIRED = "honey", "grape"
 
 
 def test_batch_flow_prepare_submit_sensor_ingest(fake_anthropic, tmp_path):
-    from stageflow_assets.definitions import shared
     from stageflow_assets.vocabulary.definitions import defs as vocabulary_defs
+    from stageflow_assets_tests.swap_resources import with_resources
 
     deck = "Claude::Batch"
     job = deck_key(deck)
@@ -239,8 +239,7 @@ def test_batch_flow_prepare_submit_sensor_ingest(fake_anthropic, tmp_path):
     fake_anthropic.handler = messages_handler
     lexicon = ClaudeLexicon(claude=ClaudeResource(api_key=FAKE_KEY, base_url=fake_anthropic.base_url,
                                                   max_retries=1), batch_threshold=3)
-    defs = dg.Definitions.merge(vocabulary_defs, dg.Definitions(
-        resources={**shared.resources, "lexicon": lexicon}, executor=dg.in_process_executor))
+    defs = with_resources(vocabulary_defs, lexicon=lexicon)
 
     with dg.instance_for_test() as instance:
         register_word_list(store.paths, words, deck, "en", "es")
@@ -249,18 +248,18 @@ def test_batch_flow_prepare_submit_sensor_ingest(fake_anthropic, tmp_path):
         # prepare + submit
         submitted = defs.resolve_job_def("claude_batch_job").execute_in_process(instance=instance, partition_key=job)
         assert submitted.success
-        prepared = manifest(deck, stages.CLAUDE_BATCH_REQUESTS)
+        prepared = manifest(deck, stage_dirs.CLAUDE_BATCH_REQUESTS)
         assert prepared["status"] == "success" and prepared["details"]["to_ask"] == 5
-        index = json.loads((stage_dir(deck, stages.CLAUDE_BATCH_REQUESTS) / "requests.json").read_text())
+        index = json.loads((stage_dir(deck, stage_dirs.CLAUDE_BATCH_REQUESTS) / "requests.json").read_text())
         assert [(i["headword"], i["custom_id"]) for i in index["items"]] == list(ids.items())
         bodies = [json.loads(line) for line in
-                  (stage_dir(deck, stages.CLAUDE_BATCH_REQUESTS) / "requests.jsonl").read_text().splitlines()]
+                  (stage_dir(deck, stage_dirs.CLAUDE_BATCH_REQUESTS) / "requests.jsonl").read_text().splitlines()]
         assert [b["custom_id"] for b in bodies] == list(ids.values())
         (batch_id,) = fake_anthropic.batches
         batch = fake_anthropic.batches[batch_id]
         assert [r["custom_id"] for r in batch.requests] == list(ids.values())
         assert batch.requests[0]["params"] == bodies[0]["params"]  # what was written is what was sent
-        assert manifest(deck, stages.CLAUDE_BATCH)["details"]["batch_id"] == batch_id
+        assert manifest(deck, stage_dirs.CLAUDE_BATCH)["details"]["batch_id"] == batch_id
         assert not fake_anthropic.calls()  # nothing through Messages yet
 
         # submitting again with unchanged requests reuses the stage: no second batch
@@ -293,9 +292,9 @@ def test_batch_flow_prepare_submit_sensor_ingest(fake_anthropic, tmp_path):
         assert ingest.success
         skipped = {e.step_key for e in ingest.all_events if e.event_type_value == "STEP_SKIPPED"}
         assert {"word_analysis", "pronunciation_audio", "anki_deck"} <= skipped
-        assert not stage_dir(deck, stages.WORD_ANALYSIS).exists()
+        assert not stage_dir(deck, stage_dirs.WORD_ANALYSIS).exists()
 
-        results = manifest(deck, stages.CLAUDE_BATCH_RESULTS)["details"]
+        results = manifest(deck, stage_dirs.CLAUDE_BATCH_RESULTS)["details"]
         assert results["batch_id"] == batch_id and results["succeeded"] == 3 and results["round"] == 0
         assert {(f["headword"], f["status"], f["error_type"]) for f in results["failed"]} == {
             (ERRORED, "errored", "api_error"), (EXPIRED, "expired", None)}
@@ -330,7 +329,7 @@ def test_batch_flow_prepare_submit_sensor_ingest(fake_anthropic, tmp_path):
         ingest = job_def.execute_in_process(instance=instance, partition_key=request.partition_key,
                                             tags=request.tags)
         assert ingest.success
-        results = manifest(deck, stages.CLAUDE_BATCH_RESULTS)
+        results = manifest(deck, stage_dirs.CLAUDE_BATCH_RESULTS)
         assert results["config"]["batches"] == [batch_id, followup_id] and not results["reused"]
         results = results["details"]
         assert results["batch_id"] == batch_id and results["round"] == 1 and results["round_batch_id"] == followup_id
@@ -346,7 +345,7 @@ def test_batch_flow_prepare_submit_sensor_ingest(fake_anthropic, tmp_path):
         assert not fake_anthropic.calls()  # no per-word Messages call at all
         assert len(fake_anthropic.batches) == 2
 
-        analysis = manifest(deck, stages.WORD_ANALYSIS)
+        analysis = manifest(deck, stage_dirs.WORD_ANALYSIS)
         details = analysis["details"]
         assert details["answered_by_batch"] == 5 and details["asked_by_messages"] == 0
         assert details["answered_by_followup_batch"] == 2
@@ -357,7 +356,7 @@ def test_batch_flow_prepare_submit_sensor_ingest(fake_anthropic, tmp_path):
         assert any(i["kind"] == "batch_results" for i in analysis["inputs"])
 
         notes = {n["headword"]: n["fields"] for n in json.loads(
-            (stage_dir(deck, stages.ANKI_DECK) / "notes.json").read_text())["notes"]}
+            (stage_dir(deck, stage_dirs.ANKI_DECK) / "notes.json").read_text())["notes"]}
         assert set(notes) == set(BATCH_WORDS)
         for word in BATCH_WORDS:
             assert f"batch meaning of {word}" in notes[word]["Meanings"], (word, notes[word])
@@ -372,7 +371,7 @@ def test_batch_flow_prepare_submit_sensor_ingest(fake_anthropic, tmp_path):
         # ingesting again with nothing new reuses the merged results: no new batch, no call
         calls = len(fake_anthropic.requests)
         again = job_def.execute_in_process(instance=instance, partition_key=job)
-        assert again.success and manifest(deck, stages.CLAUDE_BATCH_RESULTS)["reused"]
+        assert again.success and manifest(deck, stage_dirs.CLAUDE_BATCH_RESULTS)["reused"]
         assert len(fake_anthropic.batches) == 2 and not fake_anthropic.calls()
         assert len(fake_anthropic.requests) == calls
         assert_key_nowhere(deck, instance=instance)
@@ -409,7 +408,7 @@ def test_batch_path_through_the_cli_followup_fails_then_messages(fake_anthropic,
     assert "messages meaning of bread" in notes["bread"]["Meanings"]
     assert "messages meaning of melon" in notes["melon"]["Meanings"]
     assert notes["zzqx"]["Meanings"] == "" and result.value("unknown") == ["zzqx"]
-    results = manifest(deck, stages.CLAUDE_BATCH_RESULTS)
+    results = manifest(deck, stage_dirs.CLAUDE_BATCH_RESULTS)
     assert results["config"]["batches"] == [batch_id, followup_id]
     details = results["details"]
     assert details["succeeded"] == 3 and details["not_a_word"] == ["zzqx"] and details["followup_batch_id"] is None
@@ -419,7 +418,7 @@ def test_batch_path_through_the_cli_followup_fails_then_messages(fake_anthropic,
     assert "follow-up rounds spent (1)" in details["recovery"]
     assert any("follow-up rounds spent" in w for w in results["warnings"])
     assert details["llm_batch_usage"]["cost_usd"] > 0 and details["llm_batch_usage"]["requests"] == 3
-    analysis = manifest(deck, stages.WORD_ANALYSIS)["details"]
+    analysis = manifest(deck, stage_dirs.WORD_ANALYSIS)["details"]
     assert analysis["word_paths"] == {"apple": "batch", "bread": "messages", "cheese": "batch", "zzqx": "batch",
                                       "melon": "messages"}
     assert analysis["asked_by_messages"] == 2 and analysis["llm_usage"]["requests"] == 2

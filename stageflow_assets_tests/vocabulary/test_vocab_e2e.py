@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from stageflow_assets.vocabulary import stages
+from stageflow_assets.vocabulary import stage_dirs
 from stageflow_assets.vocabulary.ipa import is_valid_ipa
 from stageflow_assets.vocabulary.registry import deck_key
 from stageflow_assets_tests.conftest import run_cli
@@ -27,7 +27,7 @@ SOUND = re.compile(r"\[sound:([^\]]+)\]")
 
 
 def manifest(stage) -> dict:
-    path = Path(os.environ["STAGEFLOW_HOME"]) / stages.DOMAIN / deck_key(DECK) / stage.dir_name / "manifest.json"
+    path = Path(os.environ["STAGEFLOW_HOME"]) / stage_dirs.DOMAIN / deck_key(DECK) / stage.dir_name / "manifest.json"
     return json.loads(path.read_text())
 
 
@@ -80,10 +80,10 @@ def test_first_build_imports_into_a_fresh_collection(first_build):
         assert {f["Headword"] for f in notes.values()} == set(WORDS)
     finally:
         col.close()
-    audio = manifest(stages.PRONUNCIATION_AUDIO)
+    audio = manifest(stage_dirs.PRONUNCIATION_AUDIO)
     assert audio["details"]["synthesized"] == 30 and len(audio["outputs"]) == 31  # 30 mp3 + index
-    assert manifest(stages.CARD_IMAGES)["status"] == "skipped"
-    assert manifest(stages.ANKI_DECK)["details"]["images"].startswith("off")
+    assert manifest(stage_dirs.CARD_IMAGES)["status"] == "skipped"
+    assert manifest(stage_dirs.ANKI_DECK)["details"]["images"].startswith("off")
 
 
 def test_second_build_with_two_edited_words_updates_two_notes(first_build):
@@ -101,13 +101,13 @@ def test_second_build_with_two_edited_words_updates_two_notes(first_build):
     assert result.returncode == 0, result.stderr
     assert len(result.value("run")) == 2  # the deck, then the sync
 
-    analysis = manifest(stages.WORD_ANALYSIS)["details"]
+    analysis = manifest(stage_dirs.WORD_ANALYSIS)["details"]
     assert (analysis["computed_words"], analysis["reused_words"]) == (2, 28)
-    audio = manifest(stages.PRONUNCIATION_AUDIO)["details"]
+    audio = manifest(stage_dirs.PRONUNCIATION_AUDIO)["details"]
     assert (audio["synthesized"], audio["reused_files"]) == (2, 28)
-    deck = manifest(stages.ANKI_DECK)["details"]
+    deck = manifest(stage_dirs.ANKI_DECK)["details"]
     assert (deck["new_notes"], deck["changed_notes"], deck["unchanged_notes"]) == (0, 2, 28)
-    sync = manifest(stages.ANKI_SYNC)["details"]
+    sync = manifest(stage_dirs.ANKI_SYNC)["details"]
     assert (sync["added"], sync["updated"], sync["notes_in_collection"]) == (0, 2, 30)
 
     from anki.collection import Collection
@@ -125,5 +125,5 @@ def test_rebuilding_an_unchanged_list_reuses_everything(first_build):
     result = run_cli("vocab", words, "--deck", DECK, "--native", "es", "--reverse", "--out", base / "out")
     assert result.returncode == 0, result.stderr
     assert "deck reused" in result.stdout
-    for stage in (stages.WORD_LIST, stages.WORD_ANALYSIS, stages.PRONUNCIATION_AUDIO, stages.ANKI_DECK):
+    for stage in (stage_dirs.WORD_LIST, stage_dirs.WORD_ANALYSIS, stage_dirs.PRONUNCIATION_AUDIO, stage_dirs.ANKI_DECK):
         assert manifest(stage)["reused"], stage

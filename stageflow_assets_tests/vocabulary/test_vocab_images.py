@@ -11,7 +11,7 @@ import pytest
 
 from stageflow_assets.core.errors import ProviderError
 from stageflow_assets.core.io_manager import StageManifestIOManager
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.images import ImageGenerator, OpenAIImages
 from stageflow_assets.providers.lexicon import WordNetLexicon
 from stageflow_assets.providers.media import MediaTools
@@ -56,7 +56,8 @@ def test_client_errors_are_final_and_server_errors_retried():
 
 
 def test_images_are_off_by_default(monkeypatch):
-    from stageflow_assets.vocabulary.resources import IMAGES_URL_ENV, vocabulary_resources
+    from stageflow_assets.core.resources import IMAGES_URL_ENV
+    from stageflow_assets.vocabulary.resources import vocabulary_resources
 
     monkeypatch.delenv(IMAGES_URL_ENV, raising=False)
     chosen = vocabulary_resources()["images"]

@@ -13,7 +13,7 @@ import pytest
 from stageflow_assets.providers.lexicon import WordNetLexicon
 from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.providers.tts import EspeakTTS
-from stageflow_assets.vocabulary import stages
+from stageflow_assets.vocabulary import stage_dirs
 from stageflow_assets.vocabulary.headwords import Marked, marker_split
 from stageflow_assets.vocabulary.registry import deck_key
 from stageflow_assets_tests.conftest import run_cli
@@ -39,7 +39,7 @@ def test_marker_split(headword, language, hint, expected):
 
 
 def analysis_rows() -> dict[str, dict]:
-    path = (Path(os.environ["STAGEFLOW_HOME"]) / stages.DOMAIN / deck_key(DECK) / stages.WORD_ANALYSIS.dir_name
+    path = (Path(os.environ["STAGEFLOW_HOME"]) / stage_dirs.DOMAIN / deck_key(DECK) / stage_dirs.WORD_ANALYSIS.dir_name
             / "analysis.json")
     return {w["headword"]: w for w in json.loads(path.read_text())["words"]}
 
@@ -67,8 +67,8 @@ def test_to_borrow_is_the_verb_borrow_on_a_card_that_says_to_borrow(built):
     assert row["translation"] == ApertiumTranslator().infinitives(["borrow"], "en", "es")[0] == "tomar prestado"
     assert not row["issues"]
 
-    audio = json.loads((Path(os.environ["STAGEFLOW_HOME"]) / stages.DOMAIN / deck_key(DECK)
-                        / stages.PRONUNCIATION_AUDIO.dir_name / "audio.json").read_text())
+    audio = json.loads((Path(os.environ["STAGEFLOW_HOME"]) / stage_dirs.DOMAIN / deck_key(DECK)
+                        / stage_dirs.PRONUNCIATION_AUDIO.dir_name / "audio.json").read_text())
     files = {i["headword"]: i["file"] for i in audio["items"]}
     assert files["to borrow"] == files["borrow"] == EspeakTTS().media_name("borrow", "en")  # spoken: `borrow`
 

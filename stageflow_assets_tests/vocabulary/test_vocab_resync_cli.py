@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from stageflow_assets.providers.anki_merge import REMOVED_TAG
-from stageflow_assets.vocabulary import stages
+from stageflow_assets.vocabulary import stage_dirs
 from stageflow_assets.vocabulary.registry import deck_key
 from stageflow_assets_tests.conftest import run_cli
 
@@ -18,7 +18,7 @@ DECK = "Resync::Food"
 
 
 def details(stage) -> dict:
-    path = Path(os.environ["STAGEFLOW_HOME"]) / stages.DOMAIN / deck_key(DECK) / stage.dir_name / "manifest.json"
+    path = Path(os.environ["STAGEFLOW_HOME"]) / stage_dirs.DOMAIN / deck_key(DECK) / stage.dir_name / "manifest.json"
     return json.loads(path.read_text())["details"]
 
 
@@ -44,7 +44,7 @@ def test_resync_keeps_edits_reports_conflicts_tags_and_prunes_removed_words(tmp_
     words.write_text("apple\nbread\ncheese\n", encoding="utf-8")
     result = run_cli("vocab", words, "--deck", DECK, "--native", "es", "--collection", collection)
     assert result.returncode == 0, result.stderr
-    assert details(stages.ANKI_SYNC)["added"] == 3
+    assert details(stage_dirs.ANKI_SYNC)["added"] == 3
 
     with Collection(collection) as anki:
         apple, bread = anki.note("apple"), anki.note("bread")
@@ -62,7 +62,7 @@ def test_resync_keeps_edits_reports_conflicts_tags_and_prunes_removed_words(tmp_
     assert result.returncode == 0, result.stderr
     assert result.value("removed") == ["1 words left the list since the last build "
                                        f"(sync to tag their notes {REMOVED_TAG}): cheese"]
-    assert details(stages.ANKI_DECK)["removed_words"] == ["cheese"]
+    assert details(stage_dirs.ANKI_DECK)["removed_words"] == ["cheese"]
 
     # Catalan now: every translation changes; apple's was edited by the user (a conflict)
     result = run_cli("vocab", words, "--deck", DECK, "--native", "ca", "--collection", collection)
@@ -71,7 +71,7 @@ def test_resync_keeps_edits_reports_conflicts_tags_and_prunes_removed_words(tmp_
                                         "(both values in the sync's conflict_details)"]
     assert result.value("kept") == ["1 field(s) you edited in Anki"]
     assert result.value("removed")[0].startswith(f"1 words left the list; their notes are tagged {REMOVED_TAG}")
-    synced = details(stages.ANKI_SYNC)
+    synced = details(stage_dirs.ANKI_SYNC)
     assert (synced["conflicts"], synced["kept_user_edits"], synced["removed_tagged"]) == (1, 1, 1)
     [conflict] = synced["conflict_details"]
     assert (conflict["yours"], conflict["before"]) == ("manzanita", "manzana")

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.definitions import defs
 from stageflow_assets.core.stage import JOB_TAG
 from stageflow_assets.vocabulary.partitions import word_list_partitions

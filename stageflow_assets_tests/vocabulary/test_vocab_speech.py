@@ -13,7 +13,7 @@ import pytest
 
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.io_manager import StageManifestIOManager
-from stageflow_assets.core.storage import StageStore
+from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers import tts as tts_module
 from stageflow_assets.providers import translate as translate_module
 from stageflow_assets.providers.audio_files import decode_audio
