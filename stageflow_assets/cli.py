@@ -50,7 +50,9 @@ max_runtime_option = click.option(
 
 @click.group()
 def main() -> None:
-    """Media pipelines as Dagster assets: subtitles, vocabulary (Anki decks), journeys, research records."""
+    """Media pipelines as Dagster assets: subtitles, vocabulary (Anki decks), journeys and their
+    research records, daily usage and Claude's costs; and the commands that run, follow,
+    re-execute and forget that work."""
     # Output(data_version=...) and partitioned checks are marked beta/preview; nothing a user can act on
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     # dagster-celery registers its run task again in each launcher it builds: harmless (Celery 5.7)
