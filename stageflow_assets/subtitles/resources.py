@@ -2,7 +2,8 @@
 
 Whisper (`STAGEFLOW_ASR_BACKEND` faster-whisper or whisperx, `STAGEFLOW_ASR_DEVICE`,
 `STAGEFLOW_ASR_BATCH`), the translation backend (`STAGEFLOW_TRANSLATION_BACKEND`: apertium, the
-default, claude or whisper), the subtitle rules and the burn-in style. Storage, ffmpeg, Apertium
+default, or claude; Whisper's own translation into English is the fallback where neither serves a
+pair), the subtitle rules and the burn-in style. Storage, ffmpeg, Apertium
 and Claude are shared with the other domains (core/resources.py).
 """
 
