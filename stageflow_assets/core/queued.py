@@ -14,13 +14,10 @@ import dagster as dg
 
 from stageflow_assets.core import progress as display
 from stageflow_assets.core import scaleout
+from stageflow_assets.core.instance import POOLED_CONNECTIONS
 from stageflow_assets.core.runs import PartitionRun, RunOutcome, launch_partition, outcome_of_finished
 
 POLL_S = 0.5
-# the CLI's pooled connection (DagsterInstance.optimize_for_webserver, as `dagster-webserver` sets
-# it up): without it each poll opens a PostgreSQL connection, and ten waiting CLIs cost the
-# server more CPU than a worker's transcription
-POOL = dict(statement_timeout=60_000, pool_recycle=3600, max_overflow=4)
 RETRY_WAIT_S = 120.0  # how long a failed run marked to retry may take to get its retry
 STOPPED_WORKER = "stopped: no heartbeat"  # in the failure the health sensor reports
 AUTO_RETRY_RUN_TAG = "dagster/auto_retry_run_id"
@@ -34,7 +31,9 @@ class QueuedRuns:
     """The runs one CLI command queued, followed until they end (or their retries do)."""
 
     def __init__(self, instance: dg.DagsterInstance, tags: dict[str, str], progress: Callable[[str], None]):
-        instance.optimize_for_webserver(**POOL)
+        # without it each poll opens a PostgreSQL connection: ten waiting CLIs cost the server
+        # more CPU than a worker's transcription
+        instance.optimize_for_webserver(**POOLED_CONNECTIONS)
         self.instance = instance
         self.tags = tags
         self.progress = progress

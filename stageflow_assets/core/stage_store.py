@@ -15,6 +15,12 @@ class StageStore(dg.ConfigurableResource):
 
     home: str | None = None
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # every run initializes this resource first: a Celery worker's run pools its connections here
+        from stageflow_assets.core.worker import pool_run_connections
+
+        pool_run_connections(context.instance)
+
     @property
     def paths(self) -> StagePaths:
         return StagePaths(Path(self.home).resolve() if self.home else stageflow_home())

@@ -28,6 +28,7 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 from stageflow_assets.core import scaleout
@@ -74,6 +75,21 @@ def _in_pool_process(**_) -> None:
 
 
 _instance = None
+_pooled: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def pool_run_connections(instance) -> bool:
+    """In a worker's pool process, the instance dagster-celery's task opened for this run keeps its
+    PostgreSQL connections open for the rest of the run (called where the run initializes its
+    resources). Dagster's storage otherwise opens one per event and query: ~200 a run, and with
+    two workers busy the server's CPU for them rivals a transcription's."""
+    if not os.environ.get(NAME_ENV) or instance is None or instance in _pooled:
+        return False
+    from stageflow_assets.core.instance import POOLED_CONNECTIONS
+
+    instance.optimize_for_webserver(**POOLED_CONNECTIONS)
+    _pooled.add(instance)
+    return True
 
 
 def _tag_run(task_id=None, task=None, args=None, kwargs=None, **_) -> None:
@@ -99,6 +115,7 @@ def _tag(kwargs: dict) -> None:
 
     if _instance is None:
         _instance = dg.DagsterInstance.get()
+        pool_run_connections(_instance)
     # the launcher tags the run with its Celery task id right after sending the task, reading and
     # writing the whole tag set: tagging before that write lands would be overwritten by it
     deadline = time.monotonic() + 10
