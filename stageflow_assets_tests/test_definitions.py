@@ -36,3 +36,20 @@ def test_jobs_sensors_and_in_process_executor():
         assert job.executor_def.name == "in_process"
     sensors = {s.name for s in defs.sensors}
     assert {"video_inbox_sensor", "stageflow_automation"} <= sensors
+
+
+def test_each_job_rebuilt_from_its_domain_is_the_code_locations_job():
+    """A run process imports only its job's domain (core/runs.job_named): the same steps, assets,
+    checks, resources and executor as the job the UI and the daemon know by that name."""
+    from stageflow_assets.core.runs import JOB_DOMAINS, job_named
+
+    named = {job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
+    assert named == set(JOB_DOMAINS)
+    for name in named:
+        mine, theirs = job_named(name), defs.resolve_job_def(name)
+        assert mine is not theirs  # built from the domain's own Definitions
+        assert mine.executor_def.name == theirs.executor_def.name == "in_process"
+        assert set(mine.graph.node_names()) == set(theirs.graph.node_names()), name
+        assert mine.asset_layer.executable_asset_keys == theirs.asset_layer.executable_asset_keys, name
+        assert set(mine.resource_defs) <= set(theirs.resource_defs), name  # the rest: other domains'
+        assert mine.partitions_def == theirs.partitions_def, name

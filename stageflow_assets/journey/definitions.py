@@ -17,4 +17,5 @@ defs = dg.Definitions(
     sensors=[prompts_inbox_sensor, *journey_record_sensors],
     schedules=[nightly_research_bundle],
     resources=journey_resources(SHARED),
+    executor=dg.in_process_executor,  # see stageflow_assets/definitions.py
 )

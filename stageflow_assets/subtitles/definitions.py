@@ -21,4 +21,5 @@ defs = dg.Definitions(
     jobs=[subtitle_source_job, subtitle_language_job, subtitle_mux_job],
     sensors=[video_inbox_sensor, inbox_chain_sensor],
     resources=subtitle_resources(SHARED),
+    executor=dg.in_process_executor,  # see stageflow_assets/definitions.py
 )

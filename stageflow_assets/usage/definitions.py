@@ -13,4 +13,5 @@ defs = dg.Definitions(
     jobs=[daily_usage_job],
     schedules=[daily_usage_schedule],
     resources=pick(SHARED, "storage", "io_manager"),
+    executor=dg.in_process_executor,  # see stageflow_assets/definitions.py
 )

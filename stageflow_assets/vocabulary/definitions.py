@@ -27,4 +27,5 @@ defs = dg.Definitions(
     sensors=[words_inbox_sensor, claude_batch_sensor],
     schedules=[nightly_deck_sync],
     resources=vocabulary_resources(SHARED),
+    executor=dg.in_process_executor,  # see stageflow_assets/definitions.py
 )
