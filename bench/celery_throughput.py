@@ -62,31 +62,46 @@ def plain(videos: list[Path], out: Path) -> tuple[float, dict]:
 
 
 TICK = os.sysconf("SC_CLK_TCK")
-GROUPS = (("PostgreSQL (its exited backends included)", ("postgres",)),
-          ("stageflow workers (main + pool processes)", ("stageflow worker",)),
-          ("Dagster daemon", ("dagster-daemon",)),
-          ("code server (sensor and schedule ticks)", ("dagster api grpc", "dagster code-server")),
-          ("Redis", ("redis-server",)))
 
 
-def cpu_by_group() -> dict[str, float]:
-    """CPU seconds so far of each group's live processes; PostgreSQL's postmaster adds its reaped
-    backends (each connection is a process that exits with it)."""
+def cpu_by_session(sessions: dict[int, str]) -> dict[str, float]:
+    """CPU seconds so far of the live processes in each of the cluster's sessions (the daemon and
+    its code server, each worker and its pool processes; each was started in a session of its own)."""
     seconds: Counter = Counter()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        used = int(fields[11]) + int(fields[12])
-        for name, marks in GROUPS:
-            if any(mark in cmd for mark in marks):
-                if name.startswith("PostgreSQL"):
-                    used += int(fields[13]) + int(fields[14])
-                seconds[name] += used / TICK
-                break
+        name = sessions.get(int(fields[3]))
+        if name is not None:
+            seconds[name] += (int(fields[11]) + int(fields[12])) / TICK
     return dict(seconds)
+
+
+def database_load(db: str) -> dict[str, float]:
+    """PostgreSQL's own counters for the cluster's database: sessions opened, and seconds its
+    backends spent executing statements or in transactions (not the connection set-up itself)."""
+    out = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-Atc",
+                          "SELECT sessions, active_time, idle_in_transaction_time, xact_commit "
+                          f"FROM pg_stat_database WHERE datname = '{db}'"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    sessions, active, idle_tx, commits = (float(x) for x in out.split("|"))
+    return {"sessions": sessions, "active_s": (active + idle_tx) / 1000, "commits": commits}
+
+
+def postgres_cpu() -> float:
+    """The whole server's CPU seconds (the postmaster with its reaped backends, and live ones)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if b"postgres" not in (stat.parent / "cmdline").read_bytes():
+                continue
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15]) / TICK
+    return total
 
 
 def stageflow_batch(cluster: Cluster, videos: list[Path], out: Path) -> tuple[float, list[int]]:
@@ -121,12 +136,19 @@ def main() -> int:
         print("(b) warming both workers ...", file=sys.stderr)
         stageflow_batch(cluster, warm, work / "warm-out")
         print(f"(b) stageflow, {len(videos)} CLI processes at once ...", file=sys.stderr)
-        before, children = cpu_by_group(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        sessions = {proc.pid: name for name, proc in cluster.procs.items()}
+        time.sleep(3)  # pg_stat_database is flushed about once a second
+        before, children = cpu_by_session(sessions), resource.getrusage(resource.RUSAGE_CHILDREN)
+        db_before, pg_before = database_load(cluster.db), postgres_cpu()
         b, _ = stageflow_batch(cluster, videos, work / "stageflow")
-        after, reaped = cpu_by_group(), resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = {name: after.get(name, 0.0) - before.get(name, 0.0) for name, _ in GROUPS}
+        time.sleep(3)
+        after, reaped = cpu_by_session(sessions), resource.getrusage(resource.RUSAGE_CHILDREN)
+        db_after, pg_after = database_load(cluster.db), postgres_cpu()
+        cpu = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in cluster.procs}
         cpu["the CLI processes (start-up, submit, wait)"] = (reaped.ru_utime + reaped.ru_stime
                                                              - children.ru_utime - children.ru_stime)
+        cpu["PostgreSQL, the whole server (other clients too)"] = pg_after - pg_before
+        db = {key: db_after[key] - db_before[key] for key in db_before}
         with cluster.instance() as instance:
             import dagster as dg
 
@@ -148,6 +170,10 @@ def main() -> int:
     table(f"CPU seconds during (b), by process group ({os.cpu_count()} cores x {b:.0f} s = "
           f"{os.cpu_count() * b:.0f} core-s; (a) used {a:.0f} s of one core)", ["processes", "CPU s", "per video"],
           [[name, f"{sec:.1f}", f"{sec / len(videos):.2f}"] for name, sec in sorted(cpu.items(), key=lambda kv: -kv[1])])
+    table("The cluster's database during (b) (pg_stat_database)", ["counter", "total", "per video"],
+          [["sessions opened", f"{db['sessions']:.0f}", f"{db['sessions'] / len(videos):.0f}"],
+           ["transactions committed", f"{db['commits']:.0f}", f"{db['commits'] / len(videos):.0f}"],
+           ["backend seconds in statements/transactions", f"{db['active_s']:.1f}", f"{db['active_s'] / len(videos):.2f}"]])
     ratio = b / a
     table("Target", ["target", "goal", "measured", ""],
           [["(b)/(a)", f"<= {TARGET}", f"{ratio:.3f}", "PASS" if ratio <= TARGET else "MISS"]])
