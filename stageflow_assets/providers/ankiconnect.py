@@ -2,8 +2,9 @@
 
 AnkiConnect answers errors with HTTP 200 and a non-null `error`, so the status code alone says
 nothing: an `error` is final (Anki refused), while connection failures, timeouts and 5xx are
-retried with backoff; a call that still got no answer counts against the `ankiconnect` circuit
-breaker (providers/breaker.py). The optional API key travels in the body and is never logged.
+retried with backoff by urllib3 (providers/http.py); a call that still got no answer counts
+against the `ankiconnect` circuit breaker (providers/breaker.py). The optional API key travels in
+the body and is never logged.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import base64
-import random
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -67,23 +66,21 @@ class AnkiConnect(dg.ConfigurableResource):
         return self._result(action, response)
 
     def _post(self, action: str, body: dict) -> "requests.Response":
-        """The first answer that is not a 5xx, retrying transport failures; ProviderError when
-        there is none after `max_retries`."""
+        """The first answer that is not a 5xx, urllib3 retrying those and transport failures;
+        ProviderError when there is none after `max_retries`."""
         import requests
 
-        last = "no attempt"
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
-            try:
-                response = requests.post(self.url, json=body, timeout=self.timeout_s)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                last = type(exc).__name__
-                continue
-            if response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
-                continue
-            return response
+        from stageflow_assets.providers.http import SERVER_ERRORS, failure_name, retrying_session
+
+        try:
+            with retrying_session(self.max_retries, self.backoff_s, SERVER_ERRORS) as session:
+                response = session.post(self.url, json=body, timeout=self.timeout_s)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            last = failure_name(exc)
+        else:
+            if response.status_code not in SERVER_ERRORS:
+                return response
+            last = f"HTTP {response.status_code}"
         raise ProviderError(f"AnkiConnect at {self.url} did not answer {action} after "
                             f"{self.max_retries + 1} tries ({last}): is Anki running with AnkiConnect?",
                             url=self.url, action=action)

@@ -7,10 +7,10 @@
   already ends in `/v1` (OpenAI, OpenRouter, llama.cpp server, vLLM, Ollama's compatible API).
 - `ollama`: `POST {url}/api/chat` with `stream: false` and sampling in `options`.
 
-429, 5xx and transport failures are retried with backoff and jitter; what is left counts against
-the `chat` circuit breaker (providers/breaker.py). A refusal naming what to fix (401/403, an
-unknown model, a bad request) is a `BadInputError`. The API key only goes into the request
-header; URLs are shown through `redact_url`.
+429, 5xx and transport failures are retried by urllib3 with backoff, jitter and Retry-After
+(providers/http.py); what is left counts against the `chat` circuit breaker (providers/breaker.py).
+A refusal naming what to fix (401/403, an unknown model, a bad request) is a `BadInputError`.
+The API key only goes into the request header; URLs are shown through `redact_url`.
 
 `ChatBackend` is what the journey stages call: this endpoint or Claude (`ClaudeChat`), picked
 by `llm_from_env`.
@@ -19,9 +19,7 @@ by `llm_from_env`.
 from __future__ import annotations
 
 import os
-import random
 import re
-import time
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping, Protocol
 
 import dagster as dg
@@ -120,27 +118,26 @@ class ChatEndpoint(dg.ConfigurableResource):
 
     # ------------------------------------------------------------------ transport
     def _post(self, body: dict) -> "requests.Response":
-        """The first answer that is neither a 429 nor a 5xx; ProviderError when none came."""
+        """The first answer that is neither a 429 nor a 5xx, urllib3 retrying those (after
+        Retry-After, when sent) and transport failures; ProviderError when none came."""
         import requests
+
+        from stageflow_assets.providers.http import BUSY, failure_name, retrying_session
 
         key = (_plain(self.api_key) or "").strip()
         # as `auth`, so that a user:password in the URL (basic auth, used when no key is set)
         # cannot replace the bearer token
         auth = _bearer(key) if key else None
-        url, last, wait = self.endpoint(), "no attempt", 0.0
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(max(wait, self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)))
-            try:
-                response = requests.post(url, json=body, auth=auth,
-                                         timeout=(self.connect_timeout_s, self.timeout_s))
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                last, wait = type(exc).__name__, 0.0
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                last, wait = f"HTTP {response.status_code}: {_message(response)}", _retry_after(response)
-                continue
-            return response
+        url = self.endpoint()
+        try:
+            with retrying_session(self.max_retries, self.backoff_s, BUSY) as session:
+                response = session.post(url, json=body, auth=auth, timeout=(self.connect_timeout_s, self.timeout_s))
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            last = failure_name(exc)
+        else:
+            if response.status_code not in BUSY:
+                return response
+            last = f"HTTP {response.status_code}: {_message(response)}"
         hint = "; retry later or lower concurrency" if last.startswith("HTTP 429") else ""
         raise ProviderError(
             f"chat endpoint {redact_url(url)} ({self.model}) failed after {self.max_retries + 1} tries "
@@ -198,13 +195,6 @@ def _message(response: "requests.Response") -> str:
     if isinstance(error, dict):
         error = error.get("message") or error.get("type") or error
     return _one_line(error if error is not None else response.text)
-
-
-def _retry_after(response: "requests.Response") -> float:
-    try:
-        return min(30.0, max(0.0, float(response.headers.get("retry-after", 0))))
-    except ValueError:
-        return 0.0
 
 
 class ClaudeChat:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import random
 import time
 import uuid
 from pathlib import Path
@@ -200,30 +199,30 @@ class ComfyUIResource(dg.ConfigurableResource):
         return self.url.rstrip("/") + path
 
     def _request(self, method: str, path: str, **kwargs: Any) -> "requests.Response":
-        """The first answer that is not a 5xx, retrying those and refused connections (and, for
-        GETs, timeouts); ProviderError when there is none after `max_retries`. A POST that timed
-        out is not sent again: ComfyUI may have queued it."""
+        """The first answer that is not a 5xx, urllib3 retrying those and refused connections
+        (and, for GETs, timeouts); ProviderError when there is none after `max_retries`. A POST
+        that timed out is not sent again: ComfyUI may have queued it."""
         import requests
 
-        last = "no attempt"
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
-            try:
-                response = requests.request(method, self._endpoint(path), timeout=self.request_timeout_s, **kwargs)
-            except requests.ConnectionError as exc:  # ConnectTimeout too: nothing was sent
-                last = "connection refused" if "refused" in str(exc).lower() else f"cannot connect ({type(exc).__name__})"
-                continue
-            except requests.Timeout:
+        from stageflow_assets.providers.http import SERVER_ERRORS, failure_name, retries_spent, retrying_session
+
+        tries = f"{self.max_retries + 1} {'try' if self.max_retries == 0 else 'tries'}"
+        try:
+            with retrying_session(self.max_retries, self.backoff_s, SERVER_ERRORS,
+                                  resend_after_read_error=method == "GET") as session:
+                response = session.request(method, self._endpoint(path), timeout=self.request_timeout_s, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            name = failure_name(exc)
+            if name == "ReadTimeout":
                 last = f"no answer within {self.request_timeout_s:g}s"
-                if method != "GET":
-                    break
-                continue
-            if response.status_code >= 500:
-                last = f"HTTP {response.status_code}: {response.text.strip()[:120] or response.reason}"
-                continue
-            return response
-        tries = f"{attempt + 1} {'try' if attempt == 0 else 'tries'}"
+            else:  # ConnectTimeout too: nothing was sent, so even a POST was retried
+                last = "connection refused" if "refused" in str(exc).lower() else f"cannot connect ({name})"
+            if not retries_spent(exc):  # a POST that may have been queued; refused connects before it are not told
+                tries = "sending it once"
+        else:
+            if response.status_code not in SERVER_ERRORS:
+                return response
+            last = f"HTTP {response.status_code}: {response.text.strip()[:120] or response.reason}"
         hint = ("start ComfyUI or point STAGEFLOW_COMFYUI_URL at it" if "connect" in last or "refused" in last
                 else "see ComfyUI's log")
         raise ProviderError(f"ComfyUI at {self._where} failed on {method} {path} after {tries} ({last}): {hint}",

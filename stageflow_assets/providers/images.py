@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING
 
 import base64
 import binascii
-import random
-import time
 
 import dagster as dg
 from pydantic import Field
@@ -88,25 +86,23 @@ class OpenAIImages(ImageGenerator):
         return _decode(response)
 
     def _post(self, body: dict) -> "requests.Response":
-        """The first answer that is neither a 429 nor a 5xx, retrying those and transport
+        """The first answer that is neither a 429 nor a 5xx, urllib3 retrying those and transport
         failures; ProviderError when there is none after `max_retries`."""
         import requests
 
+        from stageflow_assets.providers.http import BUSY, failure_name, retrying_session
+
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         url = self.base_url.rstrip("/") + "/images/generations"
-        last = "no attempt"
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
-            try:
-                response = requests.post(url, json=body, headers=headers, timeout=self.timeout_s)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                last = type(exc).__name__
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                last = f"HTTP {response.status_code}: {_message(response)}"
-                continue
-            return response
+        try:
+            with retrying_session(self.max_retries, self.backoff_s, BUSY) as session:
+                response = session.post(url, json=body, headers=headers, timeout=self.timeout_s)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            last = failure_name(exc)
+        else:
+            if response.status_code not in BUSY:
+                return response
+            last = f"HTTP {response.status_code}: {_message(response)}"
         raise ProviderError(f"image API at {self.base_url} failed after {self.max_retries + 1} tries ({last})",
                             url=self.base_url)
 

@@ -21,10 +21,11 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 import pytest
+
+from stageflow_assets_tests.fakes.loopback import LoopbackServer, Received, Reply
 
 FAKE_KEY = "fake-claude-key-0123456789abcdef"
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
@@ -104,17 +105,14 @@ class FakeAnthropic:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._errors: deque[FakeError] = deque()
         self._replies: deque[Any] = deque()
         self._counter = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._server = LoopbackServer(self._receive, keep_alive=True)
 
     # ------------------------------------------------------------------ scripting
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def reply(self, *replies: Any) -> None:
         """Queue replies for POST /v1/messages: text, a Message dict, or a FakeError."""
@@ -124,8 +122,7 @@ class FakeAnthropic:
              retry_after: float | None = None, message: str = "injected by the fake",
              path: str | None = None) -> None:
         """Answer the next `times` requests (matching `path`, if given) with this error."""
-        for _ in range(times):
-            self._errors.append(FakeError(status, error_type, message, retry_after, path))
+        self._server.script(FakeError(status, error_type, message, retry_after, path), times=times, path=path)
 
     def calls(self, path: str = "/v1/messages", method: str = "POST") -> list[Recorded]:
         return [r for r in self.requests if r.path == path and r.method == method]
@@ -137,22 +134,33 @@ class FakeAnthropic:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeAnthropic:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     # ------------------------------------------------------------------ behaviour
-    def _take_error(self, path: str) -> FakeError | None:
-        with self._lock:
-            for err in self._errors:
-                if err.path is None or path.startswith(err.path):
-                    self._errors.remove(err)
-                    return err
-        return None
+    def _receive(self, request: Received) -> Reply:
+        headers = request.lower_headers
+        self.requests.append(Recorded(request.method, request.path, headers, request.raw, request.body))
+        status, payload, extra = self._dispatch(request.method, request.path, headers, request.body)
+        content_type = extra.pop("content-type", "application/json")
+        return status, payload, {"content-type": content_type, "request-id": self._next_id("req"), **extra}
+
+    def _dispatch(self, method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        err = self._server.scripted(path)
+        if err is not None:
+            return _error(err.status, err.error_type, err.message, err.retry_after)
+        auth = headers.get("authorization", "")
+        key = auth[7:] if auth.startswith("Bearer ") else headers.get("x-api-key", "")
+        if not key or (self.valid_keys is not None and key not in self.valid_keys):
+            return _error(401, "authentication_error", "invalid x-api-key")
+        if "anthropic-version" not in headers:
+            return _error(400, "invalid_request_error", "anthropic-version header is required")
+        if method == "POST" and not isinstance(body, dict):
+            return _error(400, "invalid_request_error", "body must be a JSON object")
+        return self._route(method, path, body)
 
     def _answer(self, body: dict, *, queue: bool, custom_id: str | None = None,
                 service_tier: str = "standard") -> dict | FakeError:
@@ -250,57 +258,6 @@ def _error(status: int, error_type: str | None, message: str,
         headers = {"retry-after-ms": str(int(retry_after * 1000)), "retry-after": f"{retry_after:g}"}
     etype = error_type or ERROR_TYPES.get(status, "api_error")
     return status, {"type": "error", "error": {"type": etype, "message": message}}, headers
-
-
-def _make_handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:  # keep pytest output clean
-            pass
-
-        def _handle(self, method: str) -> None:
-            raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            path = self.path.split("?", 1)[0]
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = None
-            fake.requests.append(Recorded(method, path, headers, raw, body))
-            status, payload, extra = self._dispatch(method, path, headers, body)
-            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("content-type", extra.pop("content-type", "application/json"))
-            self.send_header("content-length", str(len(data)))
-            self.send_header("request-id", fake._next_id("req"))
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _dispatch(self, method: str, path: str, headers: dict[str, str],
-                      body: Any) -> tuple[int, Any, dict[str, str]]:
-            err = fake._take_error(path)
-            if err is not None:
-                return _error(err.status, err.error_type, err.message, err.retry_after)
-            auth = headers.get("authorization", "")
-            key = auth[7:] if auth.startswith("Bearer ") else headers.get("x-api-key", "")
-            if not key or (fake.valid_keys is not None and key not in fake.valid_keys):
-                return _error(401, "authentication_error", "invalid x-api-key")
-            if "anthropic-version" not in headers:
-                return _error(400, "invalid_request_error", "anthropic-version header is required")
-            if method == "POST" and not isinstance(body, dict):
-                return _error(400, "invalid_request_error", "body must be a JSON object")
-            return fake._route(method, path, body)
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._handle("POST")
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._handle("GET")
-
-    return Handler
 
 
 @pytest.fixture

@@ -17,16 +17,16 @@ serves the saved PNG, the size the workflow's EmptyLatentImage asked for. `POST 
 from __future__ import annotations
 
 import io
-import json
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from stageflow_assets_tests.fakes.loopback import LoopbackServer, Received, Reply
 
 # class: (required inputs, output node?)
 NODES = {
@@ -70,27 +70,29 @@ class FakeComfyUI:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._counter = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._server = LoopbackServer(self._answer)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def start(self) -> "FakeComfyUI":
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     def count(self, method: str, prefix: str) -> int:
         return sum(1 for m, p in self.requests if m == method and p.startswith(prefix))
 
     # ------------------------------------------------------------------ the API
+    def _answer(self, request: Received) -> Reply:
+        status, payload = self.route(request.method, request.target, request.body)
+        if not isinstance(payload, bytes):
+            return status, payload, {}
+        return status, payload, {"content-type": "image/png" if payload.startswith(b"\x89PNG") else "text/plain"}
+
     def route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         """(status, JSON body or PNG bytes) for one request."""
         with self._lock:
@@ -192,37 +194,6 @@ def _check_node(node: dict, workflow: dict) -> list[dict]:
                            "details": f"{name}: '{value}' not in {list(CHOICES[name])}",
                            "extra_info": {"input_name": name, "received_value": value}})
     return errors
-
-
-def _handler(fake: FakeComfyUI) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:  # keep pytest output clean
-            pass
-
-        def _answer(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = None
-            status, payload = fake.route(method, self.path, body)
-            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-            kind = ("image/png" if data.startswith(b"\x89PNG") else "text/plain") if isinstance(payload, bytes) \
-                else "application/json"
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            self._answer("GET")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._answer("POST")
-
-    return Handler
 
 
 @pytest.fixture

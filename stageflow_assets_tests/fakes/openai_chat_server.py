@@ -20,10 +20,11 @@ import json
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 import pytest
+
+from stageflow_assets_tests.fakes.loopback import LoopbackServer, Received, Reply
 
 FAKE_MODEL = "fake-llm-1"
 FAKE_CHAT_KEY = "sk-fake-chat-0123456789abcdef"
@@ -78,15 +79,12 @@ class FakeChat:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._errors: deque[ChatError] = deque()
         self._replies: deque[Any] = deque()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._server = LoopbackServer(self._receive, keep_alive=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def reply(self, *replies: Any) -> None:
         """Queue answers: text, a ChatError, or a dict sent as the whole 200 body."""
@@ -94,25 +92,29 @@ class FakeChat:
 
     def fail(self, status: int, *, times: int = 1, message: str = "injected by the fake",
              retry_after: float | None = None) -> None:
-        for _ in range(times):
-            self._errors.append(ChatError(status, message, retry_after))
+        self._server.script(ChatError(status, message, retry_after), times=times)
 
     def calls(self, flavor: str | None = None) -> list[ChatRecorded]:
         return [r for r in self.requests if flavor is None or r.flavor == flavor]
 
     def start(self) -> FakeChat:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     # ------------------------------------------------------------------ behaviour
+    def _receive(self, request: Received) -> Reply:
+        flavor = PATHS.get(request.path, "")
+        headers = request.lower_headers
+        self.requests.append(ChatRecorded(flavor, request.path, headers, request.body))
+        if not flavor:
+            return 404, {"error": f"no route for {request.method} {request.path}"}, {}
+        return self._answer(flavor, headers, request.body)
+
     def _answer(self, flavor: str, headers: dict[str, str], body: Any) -> tuple[int, Any, dict[str, str]]:
-        with self._lock:
-            error = self._errors.popleft() if self._errors else None
+        error = self._server.scripted("")
         if error is not None:
             return _error(flavor, error)
         auth = headers.get("authorization", "")
@@ -152,39 +154,6 @@ def _error(flavor: str, error: ChatError) -> tuple[int, Any, dict[str, str]]:
         return error.status, {"error": error.message}, headers
     etype, code = OPENAI_ERRORS.get(error.status, ("api_error", None))
     return error.status, {"error": {"message": error.message, "type": etype, "param": None, "code": code}}, headers
-
-
-def _make_handler(fake: FakeChat) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:  # noqa: N802
-            raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            path = self.path.split("?", 1)[0]
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = None
-            flavor = PATHS.get(path, "")
-            fake.requests.append(ChatRecorded(flavor, path, headers, body))
-            if flavor:
-                status, payload, extra = fake._answer(flavor, headers, body)
-            else:
-                status, payload, extra = 404, {"error": f"no route for POST {path}"}, {}
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ errors included, so the real client code (requests, retries, error handling) run
 from __future__ import annotations
 
 import base64
-import json
 import re
 import struct
-import threading
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
+
+from stageflow_assets_tests.fakes.loopback import LoopbackServer, Received
 
 
 def tiny_png(rgb: tuple[int, int, int] = (200, 30, 30)) -> bytes:
@@ -25,40 +24,19 @@ def tiny_png(rgb: tuple[int, int, int] = (200, 30, 30)) -> bytes:
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
-class FakeServer:
-    """Runs `handle(path, body) -> (status, json)` behind a threaded HTTP server."""
+class FakeServer(LoopbackServer):
+    """Runs `handle(path, body, headers) -> (status, json)` behind a loopback server."""
 
     def __init__(self, handle: Callable[[str, dict, dict], tuple[int, Any]]) -> None:
-        self.requests: list[dict] = []
-        outer = self
+        super().__init__(lambda r: (*handle(r.target, _json_body(r), r.headers), {}))
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                outer.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
-                status, payload = handle(self.path, body, dict(self.headers))
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    @property
+    def requests(self) -> list[dict]:
+        return [{"path": r.target, "body": _json_body(r), "headers": r.headers} for r in self.log]
 
-            def log_message(self, *args):  # keep test output clean
-                pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "FakeServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def _json_body(received: Received) -> Any:
+    return received.body if received.raw else {}
 
 
 class FakeAnki:
