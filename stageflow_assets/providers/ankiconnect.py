@@ -68,19 +68,11 @@ class AnkiConnect(dg.ConfigurableResource):
     def _post(self, action: str, body: dict) -> "requests.Response":
         """The first answer that is not a 5xx, urllib3 retrying those and transport failures;
         ProviderError when there is none after `max_retries`."""
-        import requests
+        from stageflow_assets.providers.http import post_retrying
 
-        from stageflow_assets.providers.http import SERVER_ERRORS, failure_name, retrying_session
-
-        try:
-            with retrying_session(self.max_retries, self.backoff_s, SERVER_ERRORS) as session:
-                response = session.post(self.url, json=body, timeout=self.timeout_s)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            last = failure_name(exc)
-        else:
-            if response.status_code not in SERVER_ERRORS:
-                return response
-            last = f"HTTP {response.status_code}"
+        response, last = post_retrying(self.url, self.max_retries, self.backoff_s, json=body, timeout=self.timeout_s)
+        if response is not None:
+            return response
         raise ProviderError(f"AnkiConnect at {self.url} did not answer {action} after "
                             f"{self.max_retries + 1} tries ({last}): is Anki running with AnkiConnect?",
                             url=self.url, action=action)

@@ -120,24 +120,18 @@ class ChatEndpoint(dg.ConfigurableResource):
     def _post(self, body: dict) -> "requests.Response":
         """The first answer that is neither a 429 nor a 5xx, urllib3 retrying those (after
         Retry-After, when sent) and transport failures; ProviderError when none came."""
-        import requests
-
-        from stageflow_assets.providers.http import BUSY, failure_name, retrying_session
+        from stageflow_assets.providers.http import BUSY, post_retrying
 
         key = (_plain(self.api_key) or "").strip()
         # as `auth`, so that a user:password in the URL (basic auth, used when no key is set)
         # cannot replace the bearer token
         auth = _bearer(key) if key else None
         url = self.endpoint()
-        try:
-            with retrying_session(self.max_retries, self.backoff_s, BUSY) as session:
-                response = session.post(url, json=body, auth=auth, timeout=(self.connect_timeout_s, self.timeout_s))
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            last = failure_name(exc)
-        else:
-            if response.status_code not in BUSY:
-                return response
-            last = f"HTTP {response.status_code}: {_message(response)}"
+        response, last = post_retrying(url, self.max_retries, self.backoff_s, BUSY,
+                                       lambda r: f"HTTP {r.status_code}: {_message(r)}", json=body, auth=auth,
+                                       timeout=(self.connect_timeout_s, self.timeout_s))
+        if response is not None:
+            return response
         hint = "; retry later or lower concurrency" if last.startswith("HTTP 429") else ""
         raise ProviderError(
             f"chat endpoint {redact_url(url)} ({self.model}) failed after {self.max_retries + 1} tries "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any, Callable
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -89,3 +90,19 @@ def retries_spent(exc: requests.RequestException) -> bool:
     """False when urllib3 raised at the first failure it may not retry (a read error with
     `resend_after_read_error=False`), however many connects had failed before it."""
     return _gave_up(exc) is not None
+
+
+def post_retrying(url: str, retries: int, backoff_s: float, statuses: frozenset[int] = SERVER_ERRORS,
+                  describe: Callable[[requests.Response], str] = lambda r: f"HTTP {r.status_code}",
+                  **kwargs: Any) -> tuple[requests.Response | None, str]:
+    """POST through a `retrying_session`: (the first answer whose status is not in `statuses`, "")
+    or (None, what went wrong last: a transport failure's name or `describe(last answer)`), for
+    the provider's own one-line error."""
+    try:
+        with retrying_session(retries, backoff_s, statuses) as session:
+            response = session.post(url, **kwargs)
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        return None, failure_name(exc)
+    if response.status_code in statuses:
+        return None, describe(response)
+    return response, ""

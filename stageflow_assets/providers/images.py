@@ -88,21 +88,15 @@ class OpenAIImages(ImageGenerator):
     def _post(self, body: dict) -> "requests.Response":
         """The first answer that is neither a 429 nor a 5xx, urllib3 retrying those and transport
         failures; ProviderError when there is none after `max_retries`."""
-        import requests
-
-        from stageflow_assets.providers.http import BUSY, failure_name, retrying_session
+        from stageflow_assets.providers.http import BUSY, post_retrying
 
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         url = self.base_url.rstrip("/") + "/images/generations"
-        try:
-            with retrying_session(self.max_retries, self.backoff_s, BUSY) as session:
-                response = session.post(url, json=body, headers=headers, timeout=self.timeout_s)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            last = failure_name(exc)
-        else:
-            if response.status_code not in BUSY:
-                return response
-            last = f"HTTP {response.status_code}: {_message(response)}"
+        response, last = post_retrying(url, self.max_retries, self.backoff_s, BUSY,
+                                       lambda r: f"HTTP {r.status_code}: {_message(r)}", json=body, headers=headers,
+                                       timeout=self.timeout_s)
+        if response is not None:
+            return response
         raise ProviderError(f"image API at {self.base_url} failed after {self.max_retries + 1} tries ({last})",
                             url=self.base_url)
 
