@@ -3,7 +3,6 @@
 Every case runs the real ffmpeg on small sources it builds (lavfi pictures and tones).
 """
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from stageflow_assets.core.errors import ProviderError, ToolRefusedError
 from stageflow_assets.providers.containers import StreamPlan, plan_streams
 from stageflow_assets.providers.media import MediaTools, StreamInfo, SubtitleTrack
+from stageflow_assets_tests.media_checks import decode_errors, packets, streams
 
 MEDIA = MediaTools()
 # file name: (video encoder options, audio encoder options), codecs from everywhere
@@ -28,24 +28,6 @@ SOURCES = {
 
 def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=300)
-
-
-def streams(path: Path) -> list[dict]:
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["streams"]
-
-
-def packets(path: Path, spec: str) -> str:
-    """The checksum of every packet of one stream: equal for a stream copied untouched."""
-    return subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", spec, "-c", "copy",
-                           "-f", "streamhash", "-hash", "md5", "-"], capture_output=True, text=True,
-                          check=True).stdout.split("=")[-1].strip()
-
-
-def decodes_cleanly(path: Path) -> str:
-    return subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
-                          capture_output=True, text=True).stderr
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +61,7 @@ def test_any_source_muxes_playably_and_copies_what_the_container_holds(sources, 
     assert [s["codec_type"] for s in got] == ["video", "audio", "subtitle"]
     assert got[2]["codec_name"] == ("mov_text" if container == "mp4" else "subrip")
     assert got[2]["tags"]["language"] == "spa"
-    assert decodes_cleanly(out) == ""
+    assert decode_errors(out) == ""
     before = streams(source)
     for plan, stream in zip(plans, got):
         assert plan.index == stream["index"] and plan.codec == before[plan.index]["codec_name"]

@@ -17,25 +17,10 @@ from stageflow_assets.subtitles import stage_dirs
 from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
 from stageflow_assets.subtitles.registry import register_video
 from stageflow_assets_tests.conftest import run_cli
+from stageflow_assets_tests.media_checks import decode_errors, packets
+from stageflow_assets_tests.media_checks import streams as probe
 
 pytestmark = pytest.mark.slow
-
-
-def probe(path: Path) -> list[dict]:
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["streams"]
-
-
-def packets(path: Path, spec: str) -> str:
-    return subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", spec, "-c", "copy",
-                           "-f", "streamhash", "-hash", "md5", "-"], capture_output=True, text=True,
-                          check=True).stdout.split("=")[-1].strip()
-
-
-def decode_errors(path: Path) -> str:
-    return subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
-                          capture_output=True, text=True).stderr
 
 
 def stage_dir(job: str, spec, lang: str | None = None) -> Path:
