@@ -2,7 +2,9 @@
 
 The stage runtime reuses a whole stage when nothing changed; one changed word changes the
 stage's input, so each word's result is also cached in `cache/` inside the stage dir (the
-runtime keeps sub-directories), keyed by everything that decides it.
+runtime keeps sub-directories), keyed by everything that decides it. With Claude, the lexicon's
+answers are kept too (`lexicon_answers.py`): a row recomputed for another reason (a new espeak-ng,
+another translation mode) does not pay for its answer again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from stageflow_assets.vocabulary.cards import note_guid
 from stageflow_assets.vocabulary.claude import custom_id_for
 from stageflow_assets.vocabulary.headwords import marker_split
 from stageflow_assets.vocabulary.ipa import ipa_problems
+from stageflow_assets.vocabulary.lexicon_answers import LexiconAnswers
 from stageflow_assets.vocabulary.models import WordAnalysis, WordEntry
 
 ANALYSIS_VERSION = "2"  # 2: marked headwords (`to borrow`) looked up as the word after the marker
@@ -48,10 +51,13 @@ class Analyser:
     cache: Path
     # answers already in hand (Message Batches results), by batch custom_id; None = not a word
     answers: dict[str, LexEntry | None] = field(default_factory=dict)
+    # the lexicon's answers kept for this deck (Claude's), recalled before asking and kept after
+    kept: LexiconAnswers | None = None
     computed: int = 0
     reused: int = 0
     answered: int = 0
     answered_ids: set[str] = field(default_factory=set)  # custom_ids answered from `answers`
+    recalled_ids: set[str] = field(default_factory=set)  # custom_ids answered from `kept`
     computed_words: list[WordEntry] = field(default_factory=list)  # computed (not from the cache) this run
     used_keys: set[str] = field(default_factory=set)
 
@@ -80,10 +86,6 @@ class Analyser:
     def key(self, word: WordEntry) -> str:
         """The per-word cache key: everything that decides the word's row."""
         return sha256_json({**self.settings, "headword": word.headword, "pos": word.pos_hint})[:24]
-
-    def missing(self, words: list[WordEntry]) -> list[WordEntry]:
-        """Words with no cached result (what a run would compute)."""
-        return [w for w in words if self._read(self.key(w)) is None]
 
     def analyse(self, words: list[WordEntry]) -> list[WordAnalysis]:
         keys = [self.key(w) for w in words]
@@ -202,16 +204,23 @@ class Analyser:
                 result.issues.append("IPA not valid: " + "; ".join(problems))
 
     def _lookup(self, word: WordEntry) -> LexEntry | None:
-        if self.answers:
-            cid = custom_id_for(self.language, word.headword, word.pos_hint)
-            if cid in self.answers:
-                self.answered += 1
-                self.answered_ids.add(cid)
-                found = self.answers[cid]
-                return None if found is None else found.model_copy(update={"headword": word.headword})
-        if self.lexicon_translates:
-            return self.lexicon.lookup(word.headword, self.language, word.pos_hint, native=self.native)
-        return self.lexicon.lookup(word.headword, self.language, word.pos_hint)
+        cid = custom_id_for(self.language, word.headword, word.pos_hint)
+        key = self.kept.key(word.headword, self.language, word.pos_hint, self.native) if self.kept else None
+        if cid in self.answers:
+            self.answered += 1
+            self.answered_ids.add(cid)
+            found = self.answers[cid]
+            entry = None if found is None else found.model_copy(update={"headword": word.headword})
+        elif key is not None and (kept := self.kept.recall(key)) is not None:
+            self.recalled_ids.add(cid)
+            return None if kept.entry is None else kept.entry.model_copy(update={"headword": word.headword})
+        elif self.lexicon_translates:
+            entry = self.lexicon.lookup(word.headword, self.language, word.pos_hint, native=self.native)
+        else:
+            entry = self.lexicon.lookup(word.headword, self.language, word.pos_hint)
+        if key is not None:
+            self.kept.keep(key, entry)
+        return entry
 
     def _row(self, word: WordEntry, cached: CachedWord) -> WordAnalysis:
         return WordAnalysis(

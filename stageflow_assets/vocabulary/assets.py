@@ -20,10 +20,12 @@ from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.providers.tts import EspeakTTS
 from stageflow_assets.vocabulary import stage_dirs
 from stageflow_assets.vocabulary.analysis import CACHE_DIR, Analyser
-from stageflow_assets.vocabulary.claude import ClaudeLexicon, custom_id_for, ingested_results
+from stageflow_assets.vocabulary.claude import ClaudeLexicon, custom_id_for, usable_results
+from stageflow_assets.vocabulary.lexicon_answers import LexiconAnswers
 from stageflow_assets.vocabulary.models import AnalysisDoc, WordListDoc
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.vocabulary.registry import load_word_list_job
+from stageflow_assets.vocabulary.optional_inputs import MANIFEST_IF_ANY
 from stageflow_assets.vocabulary.wordlist import MAX_HEADWORD_CHARS, parse_word_list
 
 PARSE_RULES_VERSION = "1"
@@ -76,13 +78,14 @@ def word_list(context: dg.AssetExecutionContext, storage: StageStore):
     partitions_def=word_list_partitions, group_name=stage_dirs.DOMAIN, code_version="3",
     kinds={"wordnet", "espeakng", "apertium"}, retry_policy=PROVIDER_RETRY,
     metadata=stage_dirs.WORD_ANALYSIS.metadata,
-    # read from disk only when the Claude batch path ran (vocabulary_deck_job never builds it)
-    deps=[dg.AssetKey("claude_batch_results")],
+    # a real input on both ways of building: loaded as None where the batch path never ran
+    # (vocabulary_deck_job does not build it), its last manifest otherwise
+    ins={"claude_batch_results": dg.AssetIn(input_manager_key=MANIFEST_IF_ANY)},
 )
 @one_line_failures
 def word_analysis(
     context: dg.AssetExecutionContext, storage: StageStore, lexicon: Lexicon, tts: EspeakTTS,
-    translator: ApertiumTranslator, word_list: StageManifest,
+    translator: ApertiumTranslator, word_list: StageManifest, claude_batch_results: StageManifest | None,
 ):
     """Each headword's meanings, part of speech, example sentences, IPA and native-language
     translation: one row per word of the list.
@@ -95,7 +98,8 @@ def word_analysis(
     Words a backend does not know are kept and listed in `unknown_words`, never a failure.
     Each word's result is cached by its content, so an edited list redoes only edited words.
     With Claude, answers ingested from a Message Batch and its follow-up batches
-    (`claude_batch_results`) are used first; words they did not answer are asked through
+    (`claude_batch_results`, an input only the batch path materializes) are used first, then the
+    answers kept for this deck (`lexicon_answers/`); words neither holds are asked through
     Messages (`word_paths` says which way each word went).
     """
     paths = storage.paths
@@ -105,22 +109,21 @@ def word_analysis(
     config = {"language": job.language, "native": job.native, "lexicon": lexicon.parameters(),
               "tts": tts.parameters(job.language)}
     batch = None
-    if isinstance(lexicon, ClaudeLexicon):
-        found = ingested_results(paths, job.job)
-        # answers asked with other settings (model, prompt, native language) are not these answers
-        if found is not None and (found[0].language, found[0].native, found[0].lexicon) == (
-                job.language, job.native, lexicon.parameters()):
-            batch = found[0]
-            inputs.append(StageInput(found[1], "claude_batch_results", str(context.partition_key), "batch_results"))
+    if isinstance(lexicon, ClaudeLexicon) and (found := usable_results(paths, claude_batch_results, job, lexicon)):
+        batch, ingested = found
+        inputs.append(ingested)
+    kept = LexiconAnswers.of_deck(paths, job.job, lexicon)
 
     def work(out: StageWriter) -> None:
         words = WordListDoc.model_validate_json(source.path.read_text(encoding="utf-8")).words
         answers = {w.custom_id: w.entry for w in batch.words} if batch is not None else {}
         analyser = Analyser(lexicon, tts, translator, job.language, job.native, out.directory / CACHE_DIR,
-                            answers=answers)
+                            answers=answers, kept=kept)
         with out.timed("analyse"):
             rows = analyser.analyse(words)
         analyser.prune()
+        if kept is not None:
+            kept.prune({kept.key(w.headword, job.language, w.pos_hint, job.native) for w in words})
         doc = AnalysisDoc(language=job.language, native=job.native, lexicon=str(lexicon.parameters()["backend"]),
                           translation_backend=analyser.translation_backend, words=rows)
         out.output("analysis.json", kind="analysis", fmt="json").write_text(doc.model_dump_json(indent=1), encoding="utf-8")
@@ -137,7 +140,7 @@ def word_analysis(
             # Messages calls of this run (full rate); the batch's own usage (batch rate) is
             # claude_batch_results' and is repeated here for the deck's total
             out.details.update(llm_usage=lexicon.usage().model_dump(), answered_by_batch=analyser.answered,
-                               asked_by_messages=analyser.computed - analyser.answered,
+                               asked_by_messages=analyser.computed - analyser.answered - len(analyser.recalled_ids),
                                breaker=lexicon.claude.breaker_state())
             rounds = {w.custom_id: w.round for w in batch.words} if batch is not None else {}
             computed = {custom_id_for(job.language, w.headword, w.pos_hint) for w in analyser.computed_words}
@@ -146,11 +149,12 @@ def word_analysis(
                 cid = custom_id_for(job.language, w.headword, w.pos_hint)
                 if cid in analyser.answered_ids:
                     paths_taken[w.headword] = "batch" if rounds.get(cid, 0) == 0 else f"follow-up batch {rounds[cid]}"
-                elif cid in computed:
+                elif cid in computed and cid not in analyser.recalled_ids:
                     paths_taken[w.headword] = "messages"
                 else:
                     paths_taken[w.headword] = "cached"
-            # which way each word was answered in this run (cached: answered by an earlier run)
+            # which way each word was answered in this run (cached: answered by an earlier run,
+            # its row or its kept lexicon answer)
             out.details.update(word_paths=dict(list(paths_taken.items())[:200]), answered_by_followup_batch=sum(
                 1 for v in paths_taken.values() if v.startswith("follow-up")))
             if batch is not None:

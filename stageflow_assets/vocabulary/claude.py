@@ -6,8 +6,8 @@ language (`translates`), replacing Apertium for that column.
 
 The batch path (batch_assets.py) sends exactly the request `lookup` would send, one batch item
 per headword, with a `custom_id` derived from the note identity (`custom_id_for`); its results
-are written by `claude_batch_results` and `word_analysis` uses them as answers before asking
-Messages for anything.
+are written by `claude_batch_results`, and `word_analysis` (its input) uses them as answers
+(`usable_results`) before asking Messages for anything.
 """
 
 from __future__ import annotations
@@ -19,12 +19,15 @@ from typing import Any
 import pycountry
 from pydantic import BaseModel, Field, PrivateAttr
 
-from stageflow_assets.core.manifest import stage_manifest
+from stageflow_assets.core.errors import BadInputError
+from stageflow_assets.core.manifest import StageManifest
 from stageflow_assets.core.paths import StagePaths
+from stageflow_assets.core.stage import StageInput, stage_input
 from stageflow_assets.providers.lexicon import LexEntry, Lexicon, Sense
 from stageflow_assets.providers.llm import BatchRequest, ClaudeResource, Usage
-from stageflow_assets.vocabulary import prompts, stage_dirs
+from stageflow_assets.vocabulary import prompts
 from stageflow_assets.vocabulary.cards import GUID_NAMESPACE
+from stageflow_assets.vocabulary.models import VocabJob
 
 DEFAULT_BATCH_THRESHOLD = 50
 DEFAULT_MAX_REBATCH_ROUNDS = 2
@@ -183,38 +186,19 @@ class BatchResultsDoc(BaseModel):
         return done + ([self.followup_batch_id] if self.followup_batch_id else [])
 
 
-def submitted_batch(paths: StagePaths, job: str) -> BatchDoc | None:
-    """The batch `claude_batch` last submitted for this deck, if any."""
-    manifest = stage_manifest(paths, stage_dirs.CLAUDE_BATCH, job)
+def usable_results(paths: StagePaths, manifest: StageManifest | None, job: VocabJob,
+                   lexicon: ClaudeLexicon) -> tuple[BatchResultsDoc, StageInput] | None:
+    """The answers `claude_batch_results` ingested (its manifest), as an input of the deck's
+    analysis; None when there are none, or when they were asked with other settings (model,
+    prompt, native language) and so are not the answers this deck would get."""
     if manifest is None or manifest.status != "success":
         return None
+    ingested = stage_input(paths, manifest, "batch_results")
     try:
-        return BatchDoc.model_validate_json(paths.absolute(manifest.output("batch").path).read_text(encoding="utf-8"))
-    except (KeyError, FileNotFoundError, ValueError):
+        doc = BatchResultsDoc.model_validate_json(ingested.path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"{ingested.path}: the ingested batch results are gone; re-materialize "
+                            "claude_batch_results", input=str(ingested.path)) from None
+    if (doc.language, doc.native, doc.lexicon) != (job.language, job.native, lexicon.parameters()):
         return None
-
-
-def awaited_batch(paths: StagePaths, job: str) -> tuple[str, bool] | None:
-    """(batch id, is a follow-up) of the batch this deck waits on: the submitted batch while it is
-    not ingested, then the follow-up batch in flight, if any; None when nothing is awaited."""
-    batch = submitted_batch(paths, job)
-    if batch is None:
-        return None
-    done = ingested_results(paths, job)
-    if done is None or done[0].batch_id != batch.batch_id:
-        return batch.batch_id, False
-    if done[0].followup_batch_id:
-        return done[0].followup_batch_id, True
-    return None
-
-
-def ingested_results(paths: StagePaths, job: str) -> tuple[BatchResultsDoc, Any] | None:
-    """(results, their file) from the last successful `claude_batch_results` of this deck."""
-    manifest = stage_manifest(paths, stage_dirs.CLAUDE_BATCH_RESULTS, job)
-    if manifest is None or manifest.status != "success":
-        return None
-    try:
-        path = paths.absolute(manifest.output("batch_results").path)
-        return BatchResultsDoc.model_validate_json(path.read_text(encoding="utf-8")), path
-    except (KeyError, FileNotFoundError, ValueError):
-        return None
+    return doc, ingested

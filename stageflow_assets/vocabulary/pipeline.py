@@ -23,10 +23,11 @@ from stageflow_assets.core.paths import StagePaths, atomic_path
 from stageflow_assets.core.run_sequence import PipelineError, RunSequence, manifest_for
 from stageflow_assets.vocabulary import stage_dirs
 from stageflow_assets.vocabulary.partitions import word_list_partitions
-from stageflow_assets.core.errors import BadInputError, StageError
-from stageflow_assets.vocabulary.claude import ClaudeLexicon, awaited_batch, submitted_batch
+from stageflow_assets.core.errors import BadInputError
+from stageflow_assets.providers.lexicon import Lexicon
+from stageflow_assets.vocabulary.batch_polling import awaited_batch, poll_batch, submitted_batch
+from stageflow_assets.vocabulary.claude import ClaudeLexicon
 from stageflow_assets.vocabulary.registry import register_word_list
-from stageflow_assets.vocabulary.resources import lexicon_from_env
 from stageflow_assets.vocabulary.wordlist import parse_word_list
 
 BATCH_POLL_ENV = "STAGEFLOW_CLAUDE_BATCH_POLL_S"  # seconds between status calls (default 60)
@@ -98,11 +99,18 @@ def _env_seconds(name: str, default: float) -> float:
         raise PipelineError(f"{name}={raw!r} is not a number of seconds") from None
 
 
+def _code_location_lexicon() -> Lexicon:
+    """The code location's own `lexicon` resource, its `EnvVar` key resolved as in a run."""
+    from stageflow_assets.definitions import defs  # loads every domain: only on the way that needs it
+
+    with dg.build_resources({"lexicon": defs.resources["lexicon"]}) as built:
+        return built.lexicon
+
+
 def _batch_path(paths: StagePaths, words: Path, job: str, runs: RunSequence,
                 progress: Callable[[str], None]) -> bool:
     """Prepare, submit, wait for and ingest a Claude batch; False when the list goes the one-run way."""
-    with dg.build_resources({"lexicon": lexicon_from_env()}) as built:  # resolves its EnvVar key
-        lexicon = built.lexicon
+    lexicon = _code_location_lexicon()
     if not isinstance(lexicon, ClaudeLexicon):
         return False
     try:
@@ -117,30 +125,24 @@ def _batch_path(paths: StagePaths, words: Path, job: str, runs: RunSequence,
     if prepared.status != "success":
         progress(f"no batch: {prepared.details.get('skipped_reason', '')}")
         return False
-    batch = submitted_batch(paths, job)
-    if batch is None:
+    if submitted_batch(paths, job) is None:
         raise PipelineError(f"{stage_dirs.CLAUDE_BATCH.dir_name} for {job} recorded no batch")
     poll, wait = _env_seconds(BATCH_POLL_ENV, 60.0), _env_seconds(BATCH_WAIT_ENV, 25 * 3600.0)
     deadline = time.monotonic() + wait
     # the submitted batch, then each follow-up batch an ingestion submits for failed items
-    while (awaited := awaited_batch(paths, job)) is not None:
-        batch_id, followup = awaited
-        while True:
-            try:
-                status, counts = lexicon.claude.batch_status(batch_id)
-            except StageError as exc:
-                raise PipelineError(f"Claude batch {batch_id}: {exc.message}") from exc
-            if status == "ended":
-                break
+    while (polled := poll_batch(paths, job, lexicon.claude)).state not in ("none", "ingested"):
+        if polled.state == "unavailable":
+            raise PipelineError(f"Claude batch {polled.batch_id}: {polled.error}")
+        if polled.state == "running":
             if time.monotonic() >= deadline:
                 raise PipelineError(
-                    f"Claude batch {batch_id} is still {status} after {wait:g}s: rerun this command later "
-                    "(it resumes the same batch), or let claude_batch_sensor ingest it under the daemon")
-            progress(f"batch {batch_id}: {status} {counts}")
+                    f"Claude batch {polled.batch_id} is still {polled.status} after {wait:g}s: rerun this command "
+                    "later (it resumes the same batch), or let claude_batch_sensor ingest it under the daemon")
+            progress(f"batch {polled.batch_id}: {polled.status} {polled.counts}")
             time.sleep(poll)
-        what = "follow-up batch" if followup else "batch"
-        progress(f"{what} {batch_id}: ended; ingest, analyse, speak, build")
+            continue
+        progress(f"{polled.what} {polled.batch_id}: ended; ingest, analyse, speak, build")
         runs.run("ingest", "claude_batch_ingest_job", word_list_partitions, job)
-        if awaited_batch(paths, job) == awaited:
-            raise PipelineError(f"the ingestion of Claude batch {batch_id} recorded nothing")
+        if awaited_batch(paths, job) == (polled.batch_id, polled.followup):
+            raise PipelineError(f"the ingestion of Claude batch {polled.batch_id} recorded nothing")
     return True

@@ -3,8 +3,10 @@
 The lexicon is WordNet unless `STAGEFLOW_LEXICON=claude` (the shared `claude` resource; lists with
 more words to ask than `STAGEFLOW_CLAUDE_BATCH_THRESHOLD` (default 50) go through Message Batches,
 with up to `STAGEFLOW_CLAUDE_MAX_REBATCH_ROUNDS` (default 2) follow-up batches for expired/errored
-items). AnkiConnect at `STAGEFLOW_ANKICONNECT_URL` (`STAGEFLOW_ANKICONNECT_KEY`). Storage, Claude,
-ffmpeg, Apertium and the images endpoint are shared with the other domains (core/resources.py).
+items). AnkiConnect at `STAGEFLOW_ANKICONNECT_URL` (`STAGEFLOW_ANKICONNECT_KEY`). `manifest_if_any`
+loads `word_analysis`'s `claude_batch_results` input, which only the batch path materializes.
+Storage, Claude, ffmpeg, Apertium and the images endpoint are shared with the other domains
+(core/resources.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from stageflow_assets.providers.llm import ClaudeResource
 from stageflow_assets.providers.tts import EspeakTTS
 from stageflow_assets.vocabulary.checks import VocabularyChecks
 from stageflow_assets.vocabulary.claude import DEFAULT_BATCH_THRESHOLD, DEFAULT_MAX_REBATCH_ROUNDS, ClaudeLexicon
+from stageflow_assets.vocabulary.optional_inputs import MANIFEST_IF_ANY, ManifestIfAny
 
 ANKICONNECT_URL_ENV = "STAGEFLOW_ANKICONNECT_URL"
 ANKICONNECT_KEY_ENV = "STAGEFLOW_ANKICONNECT_KEY"
@@ -64,6 +67,7 @@ def vocabulary_resources(shared: dict | None = None) -> dict[str, dg.Configurabl
     severity = os.environ.get(IPA_SEVERITY_ENV, "WARN").upper()
     return {
         **pick(shared, "storage", "io_manager", "media", "translator", "images"),
+        MANIFEST_IF_ANY: ManifestIfAny(store=shared["storage"]),
         "lexicon": lexicon_from_env(shared["claude"]),
         "tts": EspeakTTS(),
         "ankiconnect": AnkiConnect(url=os.environ.get(ANKICONNECT_URL_ENV) or AnkiConnect().url,

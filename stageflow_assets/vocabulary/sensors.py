@@ -15,16 +15,16 @@ from pathlib import Path
 
 import dagster as dg
 
-from stageflow_assets.core.errors import BadInputError, StageError
+from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.keys import sampled_content_hash
 from stageflow_assets.core.stage_store import StageStore
 from stageflow_assets.providers.lexicon import Lexicon
-from stageflow_assets.vocabulary.claude import ClaudeLexicon, awaited_batch, submitted_batch
+from stageflow_assets.vocabulary.batch_polling import poll_batch
+from stageflow_assets.vocabulary.claude import ClaudeLexicon
 from stageflow_assets.core.stage import JOB_TAG, SOURCE_TAG
 from stageflow_assets.vocabulary.jobs import claude_batch_ingest_job, claude_batch_job, vocabulary_deck_job
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.vocabulary.registry import register_word_list
-from stageflow_assets.vocabulary.resources import lexicon_from_env
 from stageflow_assets.vocabulary.wordlist import parse_word_list
 
 INBOX = "words"
@@ -44,10 +44,9 @@ def deck_settings(path: Path) -> tuple[str, str, str | None]:
     return deck.replace("__", "::").strip(), lang, native
 
 
-def build_job_for(path: Path, lexicon: Lexicon | None = None) -> str:
-    """The job that builds a list: the Claude batch path for lists above the batch threshold.
-    The lexicon is the environment's (`STAGEFLOW_LEXICON`), as the code location builds it."""
-    lexicon = lexicon if lexicon is not None else lexicon_from_env()
+def build_job_for(path: Path, lexicon: Lexicon) -> str:
+    """The job that builds a list with `lexicon`: the Claude batch path for lists above its
+    batch threshold, the one-run deck build otherwise."""
     if isinstance(lexicon, ClaudeLexicon):
         try:
             if len(parse_word_list(path).words) > lexicon.batch_threshold:
@@ -62,7 +61,7 @@ def build_job_for(path: Path, lexicon: Lexicon | None = None) -> str:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Registers each new or changed word list in the words inbox as a deck and requests its build.",
 )
-def words_inbox_sensor(context: dg.SensorEvaluationContext, storage: StageStore):
+def words_inbox_sensor(context: dg.SensorEvaluationContext, storage: StageStore, lexicon: Lexicon):
     inbox = storage.paths.inbox(INBOX)
     inbox.mkdir(parents=True, exist_ok=True)
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
@@ -90,7 +89,7 @@ def words_inbox_sensor(context: dg.SensorEvaluationContext, storage: StageStore)
             added.append(job)
         # the run key includes the content: an edited list rebuilds, a touched one does not
         requests[job] = dg.RunRequest(partition_key=job, run_key=f"{job}:{content}",
-                                      job_name=build_job_for(path),
+                                      job_name=build_job_for(path, lexicon),
                                       tags={JOB_TAG: job, SOURCE_TAG: "inbox"})
     return dg.SensorResult(
         run_requests=list(requests.values()),
@@ -111,36 +110,23 @@ def claude_batch_sensor(context: dg.SensorEvaluationContext, storage: StageStore
     # cursor: batch id → deck, for ended batches whose ingestion was requested (or done)
     handled: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     current: set[str] = set()
-    open_batches = []
-    for job in context.instance.get_dynamic_partitions(word_list_partitions.name):
-        batch = submitted_batch(storage.paths, job)
-        if batch is None:
-            continue
-        current.add(batch.batch_id)
-        # the submitted batch until it is ingested, then the follow-up batch in flight, if any
-        awaited = awaited_batch(storage.paths, job)
-        if awaited is None:
-            handled.setdefault(batch.batch_id, job)  # ingested already (e.g. by the CLI)
-            continue
-        batch_id = awaited[0]
-        current.add(batch_id)
-        if batch_id in handled:
-            continue
-        open_batches.append((job, batch_id))
     requests = []
-    for job, batch_id in open_batches[:MAX_BATCH_POLLS_PER_TICK]:
-        try:
-            status, counts = lexicon.claude.batch_status(batch_id)
-        except StageError as exc:
-            context.log.warning(f"Claude batch {batch_id} ({job}): status unavailable: {exc.message}")
-            continue
-        if status != "ended":
-            context.log.info(f"Claude batch {batch_id} ({job}): {status} {counts}")
-            continue
-        handled[batch_id] = job
-        requests.append(dg.RunRequest(
-            partition_key=job, run_key=f"{job}:{batch_id}",
-            tags={JOB_TAG: job, BATCH_TAG: batch_id, SOURCE_TAG: "claude_batch_sensor"}))
+    asked = 0
+    for job in context.instance.get_dynamic_partitions(word_list_partitions.name):
+        polled = poll_batch(storage.paths, job, lexicon.claude, handled, ask=asked < MAX_BATCH_POLLS_PER_TICK)
+        asked += polled.asked
+        current.update(i for i in (polled.submitted_id, polled.batch_id) if i)
+        if polled.state == "ingested":
+            handled.setdefault(polled.submitted_id, job)  # ingested already (e.g. by the CLI)
+        elif polled.state == "unavailable":
+            context.log.warning(f"Claude batch {polled.batch_id} ({job}): status unavailable: {polled.error}")
+        elif polled.state == "running":
+            context.log.info(f"Claude batch {polled.batch_id} ({job}): {polled.status} {polled.counts}")
+        elif polled.state == "ended":
+            handled[polled.batch_id] = job
+            requests.append(dg.RunRequest(
+                partition_key=job, run_key=f"{job}:{polled.batch_id}",
+                tags={JOB_TAG: job, BATCH_TAG: polled.batch_id, SOURCE_TAG: "claude_batch_sensor"}))
     # forget batches no deck points at any more, so the cursor stays small
     cursor = {batch_id: job for batch_id, job in handled.items() if batch_id in current}
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))

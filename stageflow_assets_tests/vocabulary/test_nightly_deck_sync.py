@@ -61,10 +61,13 @@ class Home:
         from stageflow_assets.definitions import defs
 
         resources = {"storage": self.store, "ankiconnect": AnkiConnect(url=url or self.server.url, backoff_s=0.01)}
-        with instance_with_env(self.env) as instance:
-            return nightly_deck_sync.evaluate_tick(dg.build_schedule_context(
+        # the context closed here, inside the instance: left to the garbage collector, the
+        # instance it opens for its resources restores Dagster's current defs-state storage to
+        # this closed instance's, and a later `resolve_job_def` fails on its dead weakref
+        with instance_with_env(self.env) as instance, dg.build_schedule_context(
                 instance=instance, scheduled_execution_time=AT, resources=resources,
-                repository_def=defs.get_repository_def()))
+                repository_def=defs.get_repository_def()) as context:
+            return nightly_deck_sync.evaluate_tick(context)
 
     def execute(self, request: dg.RunRequest) -> str:
         """The request as a run of `anki_sync_job`, on this home's instance (as the daemon would)."""

@@ -19,6 +19,7 @@ from stageflow_assets.providers.translate import ApertiumTranslator
 from stageflow_assets.providers.tts import EspeakTTS
 from stageflow_assets.vocabulary.checks import VOCABULARY_CHECKS, VocabularyChecks
 from stageflow_assets.vocabulary.definitions import defs as vocabulary_defs
+from stageflow_assets.vocabulary.optional_inputs import MANIFEST_IF_ANY, ManifestIfAny
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.vocabulary.registry import register_word_list
 from stageflow_assets_tests.vocabulary.fakes import FakeServer, openai_images, tiny_png
@@ -80,7 +81,8 @@ def build(tmp_path, instance, text: str, image_api, language: str = "en", severi
         selection=dg.AssetSelection.assets("word_list", "word_analysis", "pronunciation_audio", "card_images",
                                            "anki_deck"),
         resources={
-            "storage": store, "io_manager": StageManifestIOManager(store=store), "lexicon": WordNetLexicon(),
+            "storage": store, "io_manager": StageManifestIOManager(store=store),
+            MANIFEST_IF_ANY: ManifestIfAny(store=store), "lexicon": WordNetLexicon(),
             "tts": EspeakTTS(), "translator": ApertiumTranslator(), "images": image_api,
             "media": MediaTools(), "vocab_checks": VocabularyChecks(ipa_severity=severity),
         },

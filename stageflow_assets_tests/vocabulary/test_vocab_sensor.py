@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from stageflow_assets.core.stage_store import StageStore
+from stageflow_assets.providers.lexicon import WordNetLexicon
 from stageflow_assets.definitions import defs
 from stageflow_assets.core.stage import JOB_TAG
 from stageflow_assets.vocabulary.partitions import word_list_partitions
@@ -32,7 +33,7 @@ def drop(store: StageStore, name: str, text: str, age: float = 60.0) -> Path:
 
 def tick(instance, store, cursor=None) -> dg.SensorResult:
     context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
-                                      resources={"storage": store}, cursor=cursor)
+                                      resources={"storage": store, "lexicon": WordNetLexicon()}, cursor=cursor)
     result = words_inbox_sensor(context)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -84,8 +85,25 @@ def test_unsettled_hidden_and_foreign_files_wait_or_are_ignored(instance, store)
 def test_evaluate_tick_validates_the_partition_added_in_the_same_tick(instance, store):
     drop(store, "Nouns.txt", "cat\n")
     context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
-                                      resources={"storage": store})
+                                      resources={"storage": store, "lexicon": WordNetLexicon()})
     data = words_inbox_sensor.evaluate_tick(context)
     assert data.skip_message is None and len(data.run_requests) == 1
     assert data.run_requests[0].tags["dagster/partition"] == deck_key("Nouns")
     assert data.run_requests[0].job_name in (None, "vocabulary_deck_job")
+
+
+def test_the_injected_lexicon_decides_the_job_of_a_long_list(instance, store):
+    """The sensor takes the `lexicon` resource it is given, not the environment's: the same long
+    list is one deck run with WordNet and the Message Batches path with Claude."""
+    from stageflow_assets.providers.llm import ClaudeResource
+    from stageflow_assets.vocabulary.claude import ClaudeLexicon
+
+    drop(store, "Long.txt", "apple\nbread\ncheese\nhoney\n")
+    claude = ClaudeLexicon(claude=ClaudeResource(api_key="unused: no call is made"), batch_threshold=3)
+    jobs = {}
+    for name, lexicon in (("wordnet", WordNetLexicon()), ("claude", claude)):
+        with dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
+                                     resources={"storage": store, "lexicon": lexicon}) as context:
+            (request,) = words_inbox_sensor(context).run_requests
+        jobs[name] = request.job_name
+    assert jobs == {"wordnet": "vocabulary_deck_job", "claude": "claude_batch_job"}

@@ -25,6 +25,7 @@ from stageflow_assets.providers.tts import EspeakTTS
 from stageflow_assets.vocabulary.analysis import Analyser
 from stageflow_assets.vocabulary.checks import AUDIO_FILES_CHECK, VOCABULARY_CHECKS, VocabularyChecks
 from stageflow_assets.vocabulary.definitions import defs as vocabulary_defs
+from stageflow_assets.vocabulary.optional_inputs import MANIFEST_IF_ANY, ManifestIfAny
 from stageflow_assets.vocabulary.models import WordEntry
 from stageflow_assets.vocabulary.partitions import word_list_partitions
 from stageflow_assets.vocabulary.registry import register_word_list
@@ -184,6 +185,7 @@ def test_the_audio_check_blocks_the_deck_on_corrupt_files_and_runs_no_tool(tmp_p
             [*assets, *VOCABULARY_CHECKS], partition_key=job, instance=instance, raise_on_error=False,
             selection=dg.AssetSelection.assets("word_list", "word_analysis", "pronunciation_audio", "anki_deck"),
             resources={"storage": store, "io_manager": StageManifestIOManager(store=store),
+                       MANIFEST_IF_ANY: ManifestIfAny(store=store),
                        "lexicon": WordNetLexicon(), "tts": tts, "translator": ApertiumTranslator(),
                        "images": ImageGenerator(), "media": MediaTools(), "vocab_checks": VocabularyChecks()})
     evaluation = {e.check_name: e for e in result.get_asset_check_evaluations()}[AUDIO_FILES_CHECK]
