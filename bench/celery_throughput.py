@@ -3,6 +3,7 @@ two warm Celery workers.
 
     .venv/bin/python bench/celery_throughput.py            # ~6 min on 2 cores
     .venv/bin/python bench/celery_throughput.py --videos 4 --seconds 30
+    .venv/bin/python bench/celery_throughput.py --via inbox   # (b) through the inbox, no CLI
 
 (a) bench/plain_pipeline.py in one process: the Whisper model loaded once, the videos one
     after another (the same tool calls and model as stageflow, no orchestration). Run before
@@ -117,10 +118,57 @@ def stageflow_batch(cluster: Cluster, videos: list[Path], out: Path) -> tuple[fl
     return wall, codes
 
 
+def measured(db: str, sessions: dict[int, str], names, go) -> tuple[float, dict, dict]:
+    """`go()`'s seconds, with CPU by group and the database's counters over it."""
+    time.sleep(3)  # pg_stat_database is flushed about once a second
+    before, children = cpu_by_session(sessions), resource.getrusage(resource.RUSAGE_CHILDREN)
+    db_before, pg_before = database_load(db), postgres_cpu()
+    wall = go()
+    time.sleep(3)
+    after, reaped = cpu_by_session(sessions), resource.getrusage(resource.RUSAGE_CHILDREN)
+    db_after, pg_after = database_load(db), postgres_cpu()
+    cpu = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in names}
+    cpu["the CLI processes (start-up, submit, wait)"] = (reaped.ru_utime + reaped.ru_stime
+                                                         - children.ru_utime - children.ru_stime)
+    cpu["PostgreSQL, the whole server (other clients too)"] = pg_after - pg_before
+    return wall, cpu, {key: db_after[key] - db_before[key] for key in db_before}
+
+
+def through_inbox(work: Path, videos: list[Path], warm: list[Path]) -> tuple[float, dict, dict, list]:
+    """(b) through the inbox: every video renamed into it at once, the daemon's sensors registering
+    and chaining them; from the drop to the last run's end (stageflow_assets_tests/inbox_load.py)."""
+    from stageflow_assets.core.keys import job_key_for_file
+    from stageflow_assets_tests.inbox_load import InboxWorld
+
+    world = InboxWorld(work / "inbox-world", world="celery", workers=2, languages=LANGUAGES)
+    try:
+        world.start()
+        print("(b) warming both workers ...", file=sys.stderr)
+        world.drop(warm)
+        world.wait([job_key_for_file(v) for v in warm], 900)
+        print(f"(b) stageflow, {len(videos)} videos into the inbox at once ...", file=sys.stderr)
+        jobs = [job_key_for_file(v) for v in videos]
+
+        def go() -> float:
+            dropped = world.drop(videos)
+            return world.wait(jobs, 1800) - dropped
+
+        sessions = {proc.pid: name for name, proc in world.procs.items()}
+        wall, cpu, db = measured(world.db, sessions, list(world.procs), go)
+        with world.instance() as instance:
+            runs = [r.dagster_run for r in instance.get_run_records()
+                    if r.dagster_run.tags.get("stageflow/job") in set(jobs)]
+    finally:
+        world.stop()
+    return wall, cpu, db, runs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--via", choices=("cli", "inbox"), default="cli",
+                        help="submit (b) as parallel `stageflow subtitles` processes (default) or through the inbox")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stageflow-batch-"))
     videos = make_videos(work, args.videos, args.seconds)
@@ -129,32 +177,26 @@ def main() -> int:
 
     print(f"(a) plain, {len(videos)} videos one after another ...", file=sys.stderr)
     a1, report = plain(videos, work / "plain1")
-    (work / "cluster").mkdir()
-    cluster = Cluster(work / "cluster")
-    try:
-        cluster.start()
-        print("(b) warming both workers ...", file=sys.stderr)
-        stageflow_batch(cluster, warm, work / "warm-out")
-        print(f"(b) stageflow, {len(videos)} CLI processes at once ...", file=sys.stderr)
-        sessions = {proc.pid: name for name, proc in cluster.procs.items()}
-        time.sleep(3)  # pg_stat_database is flushed about once a second
-        before, children = cpu_by_session(sessions), resource.getrusage(resource.RUSAGE_CHILDREN)
-        db_before, pg_before = database_load(cluster.db), postgres_cpu()
-        b, _ = stageflow_batch(cluster, videos, work / "stageflow")
-        time.sleep(3)
-        after, reaped = cpu_by_session(sessions), resource.getrusage(resource.RUSAGE_CHILDREN)
-        db_after, pg_after = database_load(cluster.db), postgres_cpu()
-        cpu = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in cluster.procs}
-        cpu["the CLI processes (start-up, submit, wait)"] = (reaped.ru_utime + reaped.ru_stime
-                                                             - children.ru_utime - children.ru_stime)
-        cpu["PostgreSQL, the whole server (other clients too)"] = pg_after - pg_before
-        db = {key: db_after[key] - db_before[key] for key in db_before}
-        with cluster.instance() as instance:
-            import dagster as dg
+    if args.via == "inbox":
+        b, cpu, db, runs = through_inbox(work, videos, warm)
+    else:
+        (work / "cluster").mkdir()
+        cluster = Cluster(work / "cluster")
+        try:
+            cluster.start()
+            print("(b) warming both workers ...", file=sys.stderr)
+            stageflow_batch(cluster, warm, work / "warm-out")
+            print(f"(b) stageflow, {len(videos)} CLI processes at once ...", file=sys.stderr)
+            sessions = {proc.pid: name for name, proc in cluster.procs.items()}
+            b, cpu, db = measured(cluster.db, sessions, list(cluster.procs),
+                                  lambda: stageflow_batch(cluster, videos, work / "stageflow")[0])
+            with cluster.instance() as instance:
+                import dagster as dg
 
-            runs = [r.dagster_run for r in instance.get_run_records(filters=dg.RunsFilter(tags={"stageflow/source": "cli"}))]
-    finally:
-        cluster.stop()
+                runs = [r.dagster_run for r in
+                        instance.get_run_records(filters=dg.RunsFilter(tags={"stageflow/source": "cli"}))]
+        finally:
+            cluster.stop()
     print("(a) plain again ...", file=sys.stderr)
     a2, _ = plain(videos, work / "plain2")
     a = statistics.mean([a1, a2])
@@ -165,7 +207,7 @@ def main() -> int:
           ["side", "wall", "per video", "notes"],
           [["(a) plain, one process, one model", f"{a:.1f}", f"{a / len(videos):.2f}",
             f"runs {a1:.1f} and {a2:.1f}; Whisper {statistics.median(asr):.2f} s median per video"],
-           ["(b) stageflow, 2 warm Celery workers", f"{b:.1f}", f"{b / len(videos):.2f}",
+           [f"(b) stageflow, 2 warm Celery workers, via {args.via}", f"{b:.1f}", f"{b / len(videos):.2f}",
             f"{len(runs)} runs: " + ", ".join(f"{w} {n}" for w, n in sorted(per_worker.items()))]])
     table(f"CPU seconds during (b), by process group ({os.cpu_count()} cores x {b:.0f} s = "
           f"{os.cpu_count() * b:.0f} core-s; (a) used {a:.0f} s of one core)", ["processes", "CPU s", "per video"],
