@@ -134,13 +134,15 @@ def measured(db: str, sessions: dict[int, str], names, go) -> tuple[float, dict,
     return wall, cpu, {key: db_after[key] - db_before[key] for key in db_before}
 
 
-def through_inbox(work: Path, videos: list[Path], warm: list[Path]) -> tuple[float, dict, dict, list]:
+def through_inbox(work: Path, videos: list[Path], warm: list[Path], bouncer=None) -> tuple[float, dict, dict, list]:
     """(b) through the inbox: every video renamed into it at once, the daemon's sensors registering
     and chaining them; from the drop to the last run's end (stageflow_assets_tests/inbox_load.py)."""
     from stageflow_assets.core.keys import job_key_for_file
     from stageflow_assets_tests.inbox_load import InboxWorld
 
     world = InboxWorld(work / "inbox-world", world="celery", workers=2, languages=LANGUAGES)
+    if bouncer is not None:
+        world.env["STAGEFLOW_POSTGRES_URL"] = bouncer.url(world.db)
     try:
         world.start()
         print("(b) warming both workers ...", file=sys.stderr)
@@ -151,6 +153,14 @@ def through_inbox(work: Path, videos: list[Path], warm: list[Path]) -> tuple[flo
 
         def go() -> float:
             dropped = world.drop(videos)
+            # `wait` reads "no run active and the sensors ticked since the last change" as done:
+            # with the warm-up's runs in the instance, that holds until the first new run exists
+            with world.instance() as instance:
+                deadline = time.monotonic() + 300
+                while not any(r.dagster_run.tags.get("stageflow/job") in jobs for r in instance.get_run_records(limit=50)):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the inbox sensor requested no run within 300 s of the drop")
+                    time.sleep(0.5)
             return world.wait(jobs, 1800) - dropped
 
         sessions = {proc.pid: name for name, proc in world.procs.items()}
@@ -163,12 +173,42 @@ def through_inbox(work: Path, videos: list[Path], warm: list[Path]) -> tuple[flo
     return wall, cpu, db, runs
 
 
+def through_clis(work: Path, videos: list[Path], warm: list[Path], bouncer=None) -> tuple[float, dict, dict, list]:
+    """(b) as parallel `stageflow subtitles` processes, one per video, waiting for their runs."""
+    (work / "cluster").mkdir()
+    cluster = Cluster(work / "cluster")
+    if bouncer is not None:
+        cluster.env["STAGEFLOW_POSTGRES_URL"] = bouncer.url(cluster.db)
+    try:
+        cluster.start()
+        print("(b) warming both workers ...", file=sys.stderr)
+        stageflow_batch(cluster, warm, work / "warm-out")
+        print(f"(b) stageflow, {len(videos)} CLI processes at once ...", file=sys.stderr)
+        sessions = {proc.pid: name for name, proc in cluster.procs.items()}
+        b, cpu, db = measured(cluster.db, sessions, list(cluster.procs),
+                              lambda: stageflow_batch(cluster, videos, work / "stageflow")[0])
+        with cluster.instance() as instance:
+            import dagster as dg
+
+            runs = [r.dagster_run for r in
+                    instance.get_run_records(filters=dg.RunsFilter(tags={"stageflow/source": "cli"}))]
+    finally:
+        cluster.stop()
+    return b, cpu, db, runs
+
+
+def measure_b(args, work: Path, videos: list[Path], warm: list[Path], bouncer) -> tuple[float, dict, dict, list]:
+    return (through_inbox if args.via == "inbox" else through_clis)(work, videos, warm, bouncer)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--via", choices=("cli", "inbox"), default="cli",
                         help="submit (b) as parallel `stageflow subtitles` processes (default) or through the inbox")
+    parser.add_argument("--pgbouncer", action="store_true",
+                        help="(b) talks to PostgreSQL through a private PgBouncer (session pooling)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stageflow-batch-"))
     videos = make_videos(work, args.videos, args.seconds)
@@ -177,26 +217,19 @@ def main() -> int:
 
     print(f"(a) plain, {len(videos)} videos one after another ...", file=sys.stderr)
     a1, report = plain(videos, work / "plain1")
-    if args.via == "inbox":
-        b, cpu, db, runs = through_inbox(work, videos, warm)
-    else:
-        (work / "cluster").mkdir()
-        cluster = Cluster(work / "cluster")
-        try:
-            cluster.start()
-            print("(b) warming both workers ...", file=sys.stderr)
-            stageflow_batch(cluster, warm, work / "warm-out")
-            print(f"(b) stageflow, {len(videos)} CLI processes at once ...", file=sys.stderr)
-            sessions = {proc.pid: name for name, proc in cluster.procs.items()}
-            b, cpu, db = measured(cluster.db, sessions, list(cluster.procs),
-                                  lambda: stageflow_batch(cluster, videos, work / "stageflow")[0])
-            with cluster.instance() as instance:
-                import dagster as dg
+    bouncer = None
+    if args.pgbouncer:
+        from pgbouncer_rig import PgBouncer, unavailable
 
-                runs = [r.dagster_run for r in
-                        instance.get_run_records(filters=dg.RunsFilter(tags={"stageflow/source": "cli"}))]
-        finally:
-            cluster.stop()
+        if unavailable():
+            sys.exit(f"--pgbouncer: {unavailable()}")
+        bouncer = PgBouncer()
+        bouncer.start()
+    try:
+        b, cpu, db, runs = measure_b(args, work, videos, warm, bouncer)
+    finally:
+        if bouncer is not None:
+            bouncer.stop()
     print("(a) plain again ...", file=sys.stderr)
     a2, _ = plain(videos, work / "plain2")
     a = statistics.mean([a1, a2])
@@ -207,7 +240,7 @@ def main() -> int:
           ["side", "wall", "per video", "notes"],
           [["(a) plain, one process, one model", f"{a:.1f}", f"{a / len(videos):.2f}",
             f"runs {a1:.1f} and {a2:.1f}; Whisper {statistics.median(asr):.2f} s median per video"],
-           [f"(b) stageflow, 2 warm Celery workers, via {args.via}", f"{b:.1f}", f"{b / len(videos):.2f}",
+           [f"(b) stageflow, 2 warm Celery workers, via {args.via}" + (", PgBouncer" if bouncer else ""), f"{b:.1f}", f"{b / len(videos):.2f}",
             f"{len(runs)} runs: " + ", ".join(f"{w} {n}" for w, n in sorted(per_worker.items()))]])
     table(f"CPU seconds during (b), by process group ({os.cpu_count()} cores x {b:.0f} s = "
           f"{os.cpu_count() * b:.0f} core-s; (a) used {a:.0f} s of one core)", ["processes", "CPU s", "per video"],
