@@ -208,7 +208,7 @@ def main() -> int:
     parser.add_argument("--via", choices=("cli", "inbox"), default="cli",
                         help="submit (b) as parallel `stageflow subtitles` processes (default) or through the inbox")
     parser.add_argument("--pgbouncer", action="store_true",
-                        help="(b) talks to PostgreSQL through a private PgBouncer (session pooling)")
+                        help="(b) talks to PostgreSQL through a private PgBouncer (transaction pooling)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stageflow-batch-"))
     videos = make_videos(work, args.videos, args.seconds)

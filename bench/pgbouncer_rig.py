@@ -1,8 +1,11 @@
 """A private PgBouncer in front of the shared PostgreSQL (127.0.0.1:5432), for benchmarks only.
 
-Session pooling: a client's connection holds a server connection until it disconnects, then the
-server connection goes back to the pool instead of ending, so a client that connects once per
-operation (Dagster's PostgreSQL storage) no longer makes the server start a backend each time.
+Transaction pooling: a server connection serves a client for one transaction, then goes back to
+the pool instead of ending, so a client that connects once per operation (Dagster's PostgreSQL
+storage) no longer makes the server start a backend each time. (Session pooling stalled: the CLIs'
+and workers' own pooled connections pinned every server connection.) Dagster writes in
+autocommit and uses no server-side prepared statements; LISTEN, which only the webserver uses,
+would need session pooling.
 PgBouncer refuses to run as root: it runs as the `postgres` user (`runuser`), on a free port.
 """
 
@@ -26,7 +29,7 @@ def unavailable() -> str | None:
 
 
 class PgBouncer:
-    def __init__(self, upstream_port: int = 5432, pool_size: int = 40) -> None:
+    def __init__(self, upstream_port: int = 5432, pool_size: int = 20) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="stageflow-pgbouncer-"))
         shutil.chown(self.dir, "postgres")
         with socket.socket() as probe:
@@ -39,7 +42,7 @@ class PgBouncer:
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {self.dir / 'users.txt'}\n"
-            f"pool_mode = session\nmax_client_conn = 1000\ndefault_pool_size = {pool_size}\n"
+            f"pool_mode = transaction\nmax_client_conn = 1000\ndefault_pool_size = {pool_size}\n"
             f"logfile = {self.dir / 'pgbouncer.log'}\npidfile = {self.dir / 'pgbouncer.pid'}\n"
             "ignore_startup_parameters = extra_float_digits,options\n")
         for path in self.dir.iterdir():
