@@ -38,9 +38,9 @@ def drop(store, name: str, text: str, age: float = 60.0) -> Path:
 
 
 def tick(instance, store, cursor=None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
-                                      resources={"storage": store}, cursor=cursor)
-    result = prompts_inbox_sensor(context)
+    with dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
+                                 resources={"storage": store}, cursor=cursor) as context:
+        result = prompts_inbox_sensor(context)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return result

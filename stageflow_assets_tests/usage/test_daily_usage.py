@@ -169,12 +169,13 @@ def test_the_usage_schedule_asks_for_yesterday_once_and_skips_a_day_without_runs
     day = datetime.fromisoformat(today).date()
     after = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC) + timedelta(minutes=10)
     with world.instance() as instance:
-        ticks = [daily_usage_schedule.evaluate_tick(dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=after, resources={"storage": world.store},
-            repository_def=repo)) for _ in range(2)]
-        quiet = daily_usage_schedule.evaluate_tick(dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=after - timedelta(days=1),
-            resources={"storage": world.store}, repository_def=repo))
+        def evaluate(when: datetime):
+            with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                           resources={"storage": world.store}, repository_def=repo) as context:
+                return daily_usage_schedule.evaluate_tick(context)
+
+        ticks = [evaluate(after) for _ in range(2)]
+        quiet = evaluate(after - timedelta(days=1))
     for tick in ticks:  # evaluated twice: the same request, whose run key the scheduler runs once
         (request,) = tick.run_requests
         assert (request.partition_key, request.run_key) == (today, f"daily_usage:{today}")

@@ -32,9 +32,10 @@ def drop(store: StageStore, name: str, text: str, age: float = 60.0) -> Path:
 
 
 def tick(instance, store, cursor=None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
-                                      resources={"storage": store, "lexicon": WordNetLexicon()}, cursor=cursor)
-    result = words_inbox_sensor(context)
+    # closed here, not when garbage-collected: its resources hold the instance (test_nightly_deck_sync)
+    with dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
+                                 resources={"storage": store, "lexicon": WordNetLexicon()}, cursor=cursor) as context:
+        result = words_inbox_sensor(context)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return result
@@ -84,9 +85,9 @@ def test_unsettled_hidden_and_foreign_files_wait_or_are_ignored(instance, store)
 
 def test_evaluate_tick_validates_the_partition_added_in_the_same_tick(instance, store):
     drop(store, "Nouns.txt", "cat\n")
-    context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
-                                      resources={"storage": store, "lexicon": WordNetLexicon()})
-    data = words_inbox_sensor.evaluate_tick(context)
+    with dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
+                                 resources={"storage": store, "lexicon": WordNetLexicon()}) as context:
+        data = words_inbox_sensor.evaluate_tick(context)
     assert data.skip_message is None and len(data.run_requests) == 1
     assert data.run_requests[0].tags["dagster/partition"] == deck_key("Nouns")
     assert data.run_requests[0].job_name in (None, "vocabulary_deck_job")
