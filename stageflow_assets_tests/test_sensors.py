@@ -63,7 +63,8 @@ def context(instance, store, cursor=None):
 
 def tick(instance, store, cursor=None) -> dg.SensorResult:
     """Call the sensor like a user would in a unit test; apply its partition requests like the daemon."""
-    result = video_inbox_sensor(context(instance, store, cursor))
+    with context(instance, store, cursor) as built:  # closed here, not at garbage collection
+        result = video_inbox_sensor(built)
     assert isinstance(result, dg.SensorResult)
     for request in result.dynamic_partitions_requests or []:
         assert isinstance(request, dg.AddDynamicPartitionsRequest)
@@ -198,7 +199,8 @@ def test_tick_validates_partition_added_in_the_same_tick(instance, store):
     video = drop(store, "lecture.mp4", b"lecture " * 100)
     job = job_key_for_file(video)
 
-    data = video_inbox_sensor.evaluate_tick(context(instance, store))
+    with context(instance, store) as built:
+        data = video_inbox_sensor.evaluate_tick(built)
 
     assert data.skip_message is None
     assert len(data.run_requests) == 1
@@ -210,7 +212,8 @@ def test_tick_validates_partition_added_in_the_same_tick(instance, store):
     # nothing was added by evaluating: the daemon applies the requests afterwards
     assert instance.get_dynamic_partitions(PARTITIONS) == []
 
-    empty = video_inbox_sensor.evaluate_tick(context(instance, store, data.cursor))
+    with context(instance, store, data.cursor) as built:
+        empty = video_inbox_sensor.evaluate_tick(built)
     assert empty.run_requests == []
     assert empty.skip_message
 
