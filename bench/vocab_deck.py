@@ -36,6 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
+from subtitles_overhead import table  # one table format for every benchmark (bench/ is the script's own dir)
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = Path(sys.executable)
 ALTERNATIVE_WORDS = 100
@@ -104,15 +106,6 @@ def step_walls(dagster_home: Path, tree: Path) -> dict[str, float]:
     proc = subprocess.run([str(PYTHON), "-c", script], env={**os.environ, "DAGSTER_HOME": str(dagster_home),
                           "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    print(f"\n{title}")
-    print("  " + "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
-    print("  " + "  ".join("-" * w for w in widths))
-    for row in rows:
-        print("  " + "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
 
 
 def fmt(x: float | None) -> str:

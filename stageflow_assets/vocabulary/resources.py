@@ -20,7 +20,7 @@ from stageflow_assets.providers.ankiconnect import AnkiConnect
 from stageflow_assets.providers.breaker import breaker_config_from_env
 from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.providers.lexicon import Lexicon, WordNetLexicon
-from stageflow_assets.core.resources import env_secret, pick, shared_resources
+from stageflow_assets.core.resources import SHARED, env_secret, pick, shared_resources
 from stageflow_assets.providers.llm import ClaudeResource
 from stageflow_assets.providers.tts import EspeakTTS
 from stageflow_assets.vocabulary.checks import VocabularyChecks
@@ -55,7 +55,7 @@ def lexicon_from_env(claude: ClaudeResource | None = None) -> Lexicon:
             raise BadInputError(f"{name}={raw!r} is not a whole number") from None
         if name == REBATCH_ROUNDS_ENV and numbers[name] < 0:
             raise BadInputError(f"{name}={raw!r} is negative")
-    return ClaudeLexicon(claude=claude if claude is not None else pick(None, "claude")["claude"],
+    return ClaudeLexicon(claude=claude if claude is not None else SHARED["claude"],
                          batch_threshold=numbers[BATCH_THRESHOLD_ENV],
                          max_rebatch_rounds=numbers[REBATCH_ROUNDS_ENV])
 
