@@ -8,6 +8,7 @@ or the UI's Terminate (see `core.cancel`).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import socket
@@ -58,7 +59,24 @@ def job_named(name: str) -> dg.JobDefinition:
     what `reconstructable_job` rebuilds in any process."""
     domain = JOB_DOMAINS.get(name)
     module = importlib.import_module(f"stageflow_assets.{domain}.definitions" if domain else DEFS_MODULE)
-    return module.defs.resolve_job_def(name)
+    job = module.defs.resolve_job_def(name)
+    _freeze_loaded_code()
+    return job
+
+
+_frozen = False
+
+
+def _freeze_loaded_code() -> None:
+    """Once per process, when the first job is loaded: move what importing Dagster and the
+    definitions left on the heap out of the garbage collector's sight (gc.freeze, public since
+    3.7). Those objects live as long as the process; without this every full collection walks
+    them again: faster-whisper collects once per decoded file (0.19 s in a warm worker, 0.02 s
+    in a plain script), and Python's own collections during a run do the same."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
 
 
 def reconstructable_job(name: str):
