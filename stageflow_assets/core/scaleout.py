@@ -9,6 +9,7 @@ in-process executor. Secrets stay in the environment: dagster.yaml names the var
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import urlsplit
 
 from stageflow_assets.core.instance import InstanceConfigError
@@ -17,6 +18,11 @@ from stageflow_assets.core.redact import redact_url
 BROKER_ENV = "STAGEFLOW_CELERY_BROKER"
 BACKEND_ENV = "STAGEFLOW_CELERY_BACKEND"
 POSTGRES_ENV = "STAGEFLOW_POSTGRES_URL"
+# runs the daemon keeps launched at once (Dagster's run queue): the workers' slots plus some
+# waiting in the broker, so a worker that ends a run takes the next at once
+RUN_SLOTS_ENV = "STAGEFLOW_MAX_CONCURRENT_RUNS"
+DEFAULT_RUN_SLOTS = 8
+START_TIMEOUT_S = 3600
 DEFAULT_BACKEND = "redis://127.0.0.1:6379/0"
 DEFAULT_QUEUE = "default"
 GPU_QUEUE = "gpu"
@@ -73,7 +79,26 @@ def instance_yaml(template: str) -> str:
     broker_url()
     variable, literal = backend_source()
     backend = f"\n      env: {variable}" if variable else f" {literal}"
+    slots = run_slots()
+    template, found = re.subn(
+        r"^(\s*)max_concurrent_runs:.*$",
+        rf"\1max_concurrent_runs: {slots}        # the workers' slots + a few in the broker ({RUN_SLOTS_ENV})",
+        template, count=1, flags=re.MULTILINE)
+    if not found:
+        raise ScaleOutConfigError("the PostgreSQL template has no concurrency.runs.max_concurrent_runs line")
+    # a launched run waits in the broker, STARTING, until a worker is free: Dagster's run
+    # monitoring would fail it after 180 s of that (a dead worker's run is the health sensor's)
+    template, found = re.subn(r"^(\s*)poll_interval_seconds:.*$",
+                              rf"\g<0>\n\1start_timeout_seconds: {START_TIMEOUT_S}   # waiting in the broker for a worker",
+                              template, count=1, flags=re.MULTILINE)
+    if not found:
+        raise ScaleOutConfigError("the PostgreSQL template has no run_monitoring.poll_interval_seconds line")
     return template.rstrip() + f"""
+# The sensors tick side by side: one after the other, each tick's bookkeeping against the
+# database made every inbox hop (video -> source run -> languages -> mux) wait ~10 s, not 5
+sensors:
+  use_threads: true
+  num_workers: 4
 # Scale-out (STAGEFLOW_CELERY_BROKER): queued runs (Dagster's default run coordinator),
 # launched by the daemon as Celery tasks
 run_launcher:
@@ -89,6 +114,22 @@ run_launcher:
       task_acks_late: false             # dagster-celery's tasks are not safe to run twice
       result_expires: 86400
 """
+
+
+def run_slots() -> int:
+    """How many runs the daemon's queue keeps launched at once on a scale-out home.
+
+    The single-machine limit (2, one per core) starved two workers: a worker that ended a run
+    waited for a slot to free, the queue's next dequeue (every 2 s) and the broker, while short
+    runs (a language, a mux: ~0.5 s) came and went. Launched runs wait in the broker, STARTING,
+    for the next free worker; set it to the workers' total concurrency plus a few."""
+    raw = os.environ.get(RUN_SLOTS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RUN_SLOTS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ScaleOutConfigError(f"{RUN_SLOTS_ENV}={raw!r}: give a whole number of runs, at least 1 "
+                                  "(the workers' total concurrency plus 2 is a good start)")
+    return int(raw)
 
 
 def queue_for(job_name: str, asr_device: str) -> str:

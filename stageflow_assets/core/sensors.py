@@ -47,7 +47,8 @@ def worker_health_sensor(context: dg.SensorEvaluationContext):
 
 
 @dg.run_failure_sensor(
-    name="outbox_failure_notice", minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING,
+    # 15 s: soon enough for whoever watches an outbox; each tick costs the daemon ~26 storage connections
+    name="outbox_failure_notice", minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING,
     description="Writes FAILED.txt (what failed, why, the run) into a job's outbox folder when one of its "
                 "runs fails, so whoever dropped it into an inbox learns of it without the UI. The CLI "
                 "writes it for the runs it executes itself.",

@@ -107,7 +107,9 @@ def journey_record_sensor(status: dg.DagsterRunStatus) -> dg.RunStatusSensorDefi
     name = f"journey_record_on_{status.value.lower()}"
 
     @dg.run_status_sensor(
-        name=name, run_status=status, monitored_jobs=[journey_job], minimum_interval_seconds=10,
+        # Dagster's default interval: a record minutes late costs nothing, while every tick costs
+        # the daemon ~26 storage connections (three of these sensors, each ticking alone)
+        name=name, run_status=status, monitored_jobs=[journey_job], minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Writes a journey's research record (JSON, in its record/ dir) when its run ends "
                     f"{status.value}.",
