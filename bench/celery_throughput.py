@@ -4,6 +4,7 @@ two warm Celery workers.
     .venv/bin/python bench/celery_throughput.py            # ~6 min on 2 cores
     .venv/bin/python bench/celery_throughput.py --videos 4 --seconds 30
     .venv/bin/python bench/celery_throughput.py --via inbox   # (b) through the inbox, no CLI
+    .venv/bin/python bench/celery_throughput.py --via one-cli # (b) one command given every video
 
 (a) bench/plain_pipeline.py in one process: the Whisper model loaded once, the videos one
     after another (the same tool calls and model as stageflow, no orchestration). Run before
@@ -105,11 +106,14 @@ def postgres_cpu() -> float:
     return total
 
 
-def stageflow_batch(cluster: Cluster, videos: list[Path], out: Path) -> tuple[float, list[int]]:
+def stageflow_batch(cluster: Cluster, videos: list[Path], out: Path, one_command: bool = False,
+                    ) -> tuple[float, list[int]]:
+    """`stageflow subtitles` for every video at once: a process each, or one command for all."""
     langs = [a for lang in LANGUAGES for a in ("--lang", lang)]
+    commands = [[str(v)] for v in videos] if not one_command else [[str(v) for v in videos]]
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([str(STAGEFLOW), "subtitles", str(v), *langs, "--out", str(out)], env=cluster.env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for v in videos]
+    procs = [subprocess.Popen([str(STAGEFLOW), "subtitles", *given, *langs, "--out", str(out)], env=cluster.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for given in commands]
     codes = [p.wait() for p in procs]
     wall = time.perf_counter() - t0
     for p, code in zip(procs, codes):
@@ -173,8 +177,10 @@ def through_inbox(work: Path, videos: list[Path], warm: list[Path], bouncer=None
     return wall, cpu, db, runs
 
 
-def through_clis(work: Path, videos: list[Path], warm: list[Path], bouncer=None) -> tuple[float, dict, dict, list]:
-    """(b) as parallel `stageflow subtitles` processes, one per video, waiting for their runs."""
+def through_clis(work: Path, videos: list[Path], warm: list[Path], bouncer=None, one_command: bool = False,
+                 ) -> tuple[float, dict, dict, list]:
+    """(b) as parallel `stageflow subtitles` processes, one per video, waiting for their runs
+    (or, `one_command`, one `stageflow subtitles` given every video)."""
     (work / "cluster").mkdir()
     cluster = Cluster(work / "cluster")
     if bouncer is not None:
@@ -183,10 +189,10 @@ def through_clis(work: Path, videos: list[Path], warm: list[Path], bouncer=None)
         cluster.start()
         print("(b) warming both workers ...", file=sys.stderr)
         stageflow_batch(cluster, warm, work / "warm-out")
-        print(f"(b) stageflow, {len(videos)} CLI processes at once ...", file=sys.stderr)
+        print(f"(b) stageflow, {1 if one_command else len(videos)} CLI process(es) at once ...", file=sys.stderr)
         sessions = {proc.pid: name for name, proc in cluster.procs.items()}
         b, cpu, db = measured(cluster.db, sessions, list(cluster.procs),
-                              lambda: stageflow_batch(cluster, videos, work / "stageflow")[0])
+                              lambda: stageflow_batch(cluster, videos, work / "stageflow", one_command)[0])
         with cluster.instance() as instance:
             import dagster as dg
 
@@ -198,15 +204,18 @@ def through_clis(work: Path, videos: list[Path], warm: list[Path], bouncer=None)
 
 
 def measure_b(args, work: Path, videos: list[Path], warm: list[Path], bouncer) -> tuple[float, dict, dict, list]:
-    return (through_inbox if args.via == "inbox" else through_clis)(work, videos, warm, bouncer)
+    if args.via == "inbox":
+        return through_inbox(work, videos, warm, bouncer)
+    return through_clis(work, videos, warm, bouncer, one_command=args.via == "one-cli")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--via", choices=("cli", "inbox"), default="cli",
-                        help="submit (b) as parallel `stageflow subtitles` processes (default) or through the inbox")
+    parser.add_argument("--via", choices=("cli", "one-cli", "inbox"), default="cli",
+                        help="submit (b) as parallel `stageflow subtitles` processes (default), as one "
+                             "`stageflow subtitles` given every video, or through the inbox")
     parser.add_argument("--pgbouncer", action="store_true",
                         help="(b) talks to PostgreSQL through a private PgBouncer (transaction pooling)")
     args = parser.parse_args()

@@ -88,7 +88,7 @@ class _OneLineWarnings(logging.Handler):
 
 
 @main.command()
-@click.argument("video", type=click.Path(path_type=Path))
+@click.argument("videos", metavar="VIDEO...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--lang", "-l", "languages", multiple=True, required=True,
               help="Target language (ISO 639-1), repeatable. The spoken language gives captions.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
@@ -101,10 +101,14 @@ class _OneLineWarnings(logging.Handler):
 @click.option("--burn-in", "burn_in", help="Also burn this language's subtitles into the picture.")
 @max_runtime_option
 def subtitles(
-    video: Path, languages: tuple[str, ...], out_dir: Path | None, force: bool,
+    videos: tuple[Path, ...], languages: tuple[str, ...], out_dir: Path | None, force: bool,
     glossary: Path | None, container: str, burn_in: str | None, max_runtime: float | None,
 ) -> None:
-    """Transcribe VIDEO, translate, write subtitles and mux them, as Dagster runs."""
+    """Transcribe each VIDEO, translate, write subtitles and mux them, as Dagster runs.
+
+    Several videos share one start-up: one after the other here, or all at once on the
+    workers with Celery configured. A failed video does not stop the others.
+    """
     configured = configured_languages()
     unknown = [lang for lang in languages if lang.lower() not in configured]
     if unknown:
@@ -112,17 +116,16 @@ def subtitles(
             f"language {', '.join(unknown)} is not configured (STAGEFLOW_LANGUAGES={','.join(configured)}): "
             "add it there, since the language partitions come from it", code=2,
         )
-    _readable(video, "video")
+    for video in videos:
+        _readable(video, "video")
     if glossary is not None and not glossary.is_file():
         _fail(f"{glossary}: no such glossary file", code=2)
     if burn_in and burn_in.lower() not in [l.lower() for l in languages]:
         _fail(f"--burn-in {burn_in}: burn in one of the --lang languages", code=2)
 
     from stageflow_assets.core.errors import BadInputError
-    from stageflow_assets.core.run_sequence import Interrupted
     from stageflow_assets.core.stage_store import StageStore
     from stageflow_assets.subtitles.glossary import load_glossary
-    from stageflow_assets.subtitles.pipeline import PipelineError, run_subtitles
     from stageflow_assets.subtitles.registry import global_glossary
 
     paths = StageStore().paths
@@ -134,18 +137,77 @@ def subtitles(
             except BadInputError as exc:
                 _fail(exc.message, code=EXIT_BAD_INPUT)
     instance = _instance()
+    options = dict(languages=[l.lower() for l in languages], out_dir=out_dir, force=force, glossary=glossary,
+                   container=container, burn_in=burn_in.lower() if burn_in else None, max_runtime_s=max_runtime)
+    if len(videos) == 1:
+        _subtitles_one(instance, paths, videos[0], options)
+    else:
+        _subtitles_many(instance, paths, list(videos), options)
+
+
+def _subtitles_one(instance, paths, video: Path, options: dict) -> None:
+    from stageflow_assets.core.run_sequence import Interrupted
+    from stageflow_assets.subtitles.pipeline import PipelineError, run_subtitles
+
     try:
         with shown() as display:
-            result = run_subtitles(
-                instance, paths, video, [l.lower() for l in languages], out_dir,
-                force=force, progress=display.note,
-                glossary=glossary, container=container, burn_in=burn_in.lower() if burn_in else None,
-                max_runtime_s=max_runtime,
-            )
+            result = run_subtitles(instance, paths, video, progress=display.note, **options)
     except PipelineError as exc:
         _fail(str(exc), exc.run_id)
     except Interrupted as exc:
         _interrupted(exc)
+    _echo_subtitles(result)
+
+
+def _subtitles_many(instance, paths, videos: list[Path], options: dict) -> None:
+    """Each video's result lines as it ends, an error line for each that failed; exit 1 if one
+    did, 130 if one was stopped (Ctrl-C stops them all)."""
+    from stageflow_assets.core import scaleout
+    from stageflow_assets.core.errors import BadInputError
+    from stageflow_assets.core.run_sequence import Interrupted
+    from stageflow_assets.subtitles.pipeline import PipelineError, run_subtitles, run_subtitles_side_by_side
+
+    codes: list[int] = []
+
+    def delivered(video: Path, outcome) -> None:
+        if isinstance(outcome, Interrupted):
+            suffix = f" (run {outcome.run_id} canceled)" if outcome.run_id else ""
+            click.echo(f"stageflow: interrupted: {video}: {outcome}{suffix}", err=True)
+            codes.append(EXIT_INTERRUPTED)
+        elif isinstance(outcome, Exception):
+            run_id = getattr(outcome, "run_id", None)
+            suffix = f" (run {run_id}; inspect it in the UI: make ui)" if run_id else ""
+            click.echo(f"stageflow: error: {video}: {outcome}{suffix}", err=True)
+            codes.append(EXIT_RUN_FAILED)
+        else:
+            _echo_subtitles(outcome)
+            codes.append(EXIT_DONE)
+
+    try:
+        with shown() as display:
+            if scaleout.enabled():
+                run_subtitles_side_by_side(instance, paths, videos, progress=display.note, delivered=delivered,
+                                           **options)
+            else:
+                for video in videos:
+                    try:
+                        outcome = run_subtitles(instance, paths, video, progress=display.note, **options)
+                    except (PipelineError, Interrupted) as exc:
+                        if isinstance(exc, Interrupted) and exc.by_signal:
+                            raise
+                        outcome = exc
+                    delivered(video, outcome)
+    except Interrupted as exc:
+        _interrupted(exc)
+    except BadInputError as exc:
+        _fail(exc.message, code=EXIT_BAD_INPUT)
+    if EXIT_RUN_FAILED in codes:
+        sys.exit(EXIT_RUN_FAILED)
+    if EXIT_INTERRUPTED in codes:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _echo_subtitles(result) -> None:
     click.echo(f"job: {result.job}")
     for what, run_id in result.runs:
         click.echo(f"run: {run_id}  {what}")

@@ -142,6 +142,46 @@ def test_runs_go_to_both_workers_and_match_the_in_process_result(cluster, speech
         assert (tmp_path / "celery" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
 
 
+def test_one_command_runs_several_videos_side_by_side(cluster, speech_video, tmp_path):
+    """Several videos in one command: every video's runs on the workers at once, each video going
+    on as its own runs end; one result block per video, all of them delivered."""
+    videos = [tmp_path / f"many-{n}.mp4" for n in (1, 2, 3)]
+    for video in videos:
+        shutil.copyfile(speech_video, video)
+    result = cluster.cli("subtitles", *videos, "--lang", "es", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = result.value("job")
+    assert sorted(job.split("-")[0] for job in jobs) == ["many", "many", "many"] and len(set(jobs)) == 3
+    assert len(result.value("outbox")) == 3
+    runs = [run for job in jobs for run in cluster.runs(job)]
+    assert len(runs) == 9 and {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
+    assert {r.tags[WORKER_TAG] for r in runs} == {"w1", "w2"}
+    # side by side: a second video's source run started before the first video's mux run ended
+    by_job = {job: {r.job_name: r for r in cluster.runs(job)} for job in jobs}
+    with cluster.instance() as instance:
+        times = {r.dagster_run.run_id: r for r in instance.get_run_records(
+            filters=dg.RunsFilter(run_ids=[r.run_id for r in runs]))}
+    first_mux_end = min(times[by_job[j]["subtitle_mux_job"].run_id].end_time for j in jobs)
+    last_source_start = max(times[by_job[j]["subtitle_source_job"].run_id].start_time for j in jobs)
+    assert last_source_start < first_mux_end
+    for job in jobs:
+        assert (tmp_path / "out" / f"{job}.es.srt").read_text().strip()
+        assert (tmp_path / "out" / f"{job}.mkv").stat().st_size > 0
+
+
+def test_the_same_video_twice_side_by_side_is_refused(cluster, speech_video, tmp_path):
+    video, again = tmp_path / "twice.mp4", tmp_path / "copy" / "twice.mp4"  # same name, same bytes
+    again.parent.mkdir()
+    shutil.copyfile(speech_video, video)
+    shutil.copyfile(speech_video, again)
+    result = cluster.cli("subtitles", video, again, "--lang", "es")
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = result.error_lines
+    assert line.startswith(f"stageflow: error: {video} and {again} are the same video (job twice-")
+    assert line.endswith("): give it once")
+    assert not result.value("job")
+
+
 def _wait_for_started(cluster, job_prefix: str, cli: subprocess.Popen, timeout: float = 180) -> dg.DagsterRun:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

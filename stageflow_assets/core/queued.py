@@ -57,24 +57,31 @@ class QueuedRuns:
         (Dagster's own run retries need a code-location origin, which runs launched from outside
         a workspace do not have); the new run records the old one as its parent.
         """
-        followed = [Followed(self, request, self.submit(request)) for request in planned]
-        outcomes: dict[int, RunOutcome] = {}
-        while True:
-            # one query for every run still going, as the single-run wait always made
-            runs = {run.run_id: run for run in self.instance.get_runs(filters=dg.RunsFilter(
-                run_ids=[f.run_id for i, f in enumerate(followed) if i not in outcomes]))}
-            for index, run in enumerate(followed):
-                if index in outcomes:
-                    continue
-                outcome = run.poll(runs.get(run.run_id))
-                if outcome is None or self._launched_again(run, outcome):
-                    continue
-                outcomes[index] = outcome
-                if not outcome.canceled:
-                    self.progress(display.run_line(run.request.what, outcome.success, outcome.run_id))
-            if len(outcomes) == len(followed):
-                return [(request, outcomes[index]) for index, request in enumerate(planned)]
+        batch = self.launch(planned)
+        while not self.poll(batch):
             time.sleep(POLL_S)
+        return batch.finished()
+
+    def launch(self, planned: list[PartitionRun]) -> "LaunchedRuns":
+        """Launch the runs and return at once; `poll` follows them."""
+        return LaunchedRuns(planned, [Followed(self, request, self.submit(request)) for request in planned])
+
+    def poll(self, batch: "LaunchedRuns") -> bool:
+        """One look at the runs still going (one query); True once every one has ended."""
+        followed = batch.followed
+        outcomes = batch.outcomes
+        runs = {run.run_id: run for run in self.instance.get_runs(filters=dg.RunsFilter(
+            run_ids=[f.run_id for i, f in enumerate(followed) if i not in outcomes]))}
+        for index, run in enumerate(followed):
+            if index in outcomes:
+                continue
+            outcome = run.poll(runs.get(run.run_id))
+            if outcome is None or self._launched_again(run, outcome):
+                continue
+            outcomes[index] = outcome
+            if not outcome.canceled:
+                self.progress(display.run_line(run.request.what, outcome.success, outcome.run_id))
+        return len(outcomes) == len(followed)
 
     def _launched_again(self, run: "Followed", outcome: RunOutcome) -> bool:
         if run.relaunched or outcome.success or outcome.canceled or STOPPED_WORKER not in (outcome.error or ""):
@@ -106,12 +113,27 @@ class QueuedRuns:
                 # no run process will ever say so: the side that cancels it does
                 self.instance.report_run_canceled(run, message=f"Canceled before a worker took it: {why}")
                 report_run_event("cancelled", run)
-        deadline = time.monotonic() + grace_s
+        self.wait_ended(time.monotonic() + grace_s)
+
+    def wait_ended(self, deadline: float) -> None:
+        """Until every run still open has ended, or `deadline` (time.monotonic)."""
         while time.monotonic() < deadline:
             runs = [self.instance.get_run_by_id(r) for r in self.open]
             if all(run is None or run.is_finished for run in runs):
                 return
             time.sleep(POLL_S)
+
+
+class LaunchedRuns:
+    """Runs launched together, and the outcome of each that has ended."""
+
+    def __init__(self, planned: list[PartitionRun], followed: list["Followed"]) -> None:
+        self.planned = planned
+        self.followed = followed
+        self.outcomes: dict[int, RunOutcome] = {}
+
+    def finished(self) -> list[tuple[PartitionRun, RunOutcome]]:
+        return [(request, self.outcomes[index]) for index, request in enumerate(self.planned)]
 
 
 class Followed:

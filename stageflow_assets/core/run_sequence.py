@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import dagster as dg
 
@@ -13,7 +14,7 @@ from stageflow_assets.core import progress as display
 from stageflow_assets.core import scaleout
 from stageflow_assets.core.cancel import RunWatcher
 from stageflow_assets.core.instance import database_unreachable
-from stageflow_assets.core.queued import QueuedRuns
+from stageflow_assets.core.queued import POLL_S, LaunchedRuns, QueuedRuns
 from stageflow_assets.core.runs import MAX_RUNTIME_TAG, PartitionRun, RunOutcome, execute_partition
 from stageflow_assets.core.stage import FORCE_TAG, JOB_TAG, SOURCE_TAG
 
@@ -32,6 +33,10 @@ class Interrupted(Exception):
     def __init__(self, what: str, run_id: str | None, why: str | None) -> None:
         super().__init__(f"{what} stopped: {why or 'interrupted'}; nothing was delivered")
         self.run_id = run_id
+        self.by_signal = why == BY_SIGNAL  # the user's Ctrl-C (or SIGTERM), not one run's cancel
+
+
+BY_SIGNAL = "Ctrl-C or SIGTERM"
 
 
 def manifest_for(paths: StagePaths, spec: StageSpec, job: str, lang: str | None = None) -> StageManifest:
@@ -127,7 +132,38 @@ class RunSequence:
         except KeyboardInterrupt as exc:
             self._queue.cancel_open("Ctrl-C or SIGTERM on the command that queued it")
             raise Interrupted(", ".join(p.what for p in planned), next(iter(self._queue.open), None),
-                              "Ctrl-C or SIGTERM") from exc
+                              BY_SIGNAL) from exc
+        return self._record_all(finished)
+
+    @property
+    def queued(self) -> bool:
+        """Runs go to Celery workers (scale-out), not executed in this process."""
+        return self._queue is not None
+
+    def start_queued(self, planned: list[PartitionRun]) -> LaunchedRuns:
+        """Scale-out: launch the runs and return at once (`poll_queued`, then `finish_queued`)."""
+        return self._queue.launch(planned)
+
+    def poll_queued(self, batch: LaunchedRuns) -> bool:
+        return self._queue.poll(batch)
+
+    def finish_queued(self, batch: LaunchedRuns) -> list[str]:
+        """The ended runs recorded: their run ids, or the first failure raised (`planned` order)."""
+        return self._record_all(batch.finished())
+
+    def cancel_queued(self, why: str) -> None:
+        """Cancel every run still queued or running, without waiting for them to end."""
+        self._queue.cancel_open(why, grace_s=0)
+
+    @property
+    def open_runs(self) -> list[str]:
+        """Scale-out: the runs launched and not yet seen to end."""
+        return list(self._queue.open) if self._queue is not None else []
+
+    def wait_queued(self, deadline: float) -> None:
+        self._queue.wait_ended(deadline)
+
+    def _record_all(self, finished: list[tuple[PartitionRun, RunOutcome]]) -> list[str]:
         failure = None
         for request, outcome in finished:
             if outcome.canceled:
@@ -144,7 +180,7 @@ class RunSequence:
     @staticmethod
     def _why(watcher: RunWatcher, run_id: str | None) -> str:
         if watcher.heard_signal:  # whoever marked the run first, the user's Ctrl-C is the reason
-            return "Ctrl-C or SIGTERM"
+            return BY_SIGNAL
         return watcher.stopped.get(run_id or "", "its run was canceled")
 
     def _stopped_run(self, watcher: RunWatcher) -> str | None:
@@ -161,3 +197,55 @@ class RunSequence:
             self.runs.append((what, outcome.run_id))
         if not outcome.success:
             raise PipelineError(f"{what}: {outcome.error}", outcome.run_id or None)
+
+
+def run_phases_side_by_side(
+    pipelines: list[tuple[RunSequence, Iterator[list[PartitionRun]]]],
+    ended: Callable[[int, Exception | None], None],
+    grace_s: float = 30.0,
+) -> None:
+    """Scale-out: several jobs' runs on the workers at once. Each job is a `RunSequence` and its
+    phases (lists of independent runs; the next list once these have all succeeded); a job goes
+    on to its next phase as soon as its own runs have ended, whatever the others do.
+    `ended(index, error)` is called as each job ends (error None: every phase succeeded); a
+    failed job does not stop the others. Ctrl-C cancels every run still going and raises
+    `Interrupted`, once they have ended (or `grace_s` has passed)."""
+    going: dict[int, LaunchedRuns] = {}
+
+    def advance(index: int) -> None:
+        runs, phases = pipelines[index]
+        try:
+            planned = next(phases)
+        except StopIteration:
+            ended(index, None)
+            return
+        except PipelineError as exc:
+            ended(index, exc)
+            return
+        going[index] = runs.start_queued(planned)
+
+    try:
+        for index in range(len(pipelines)):
+            advance(index)
+        while going:
+            time.sleep(POLL_S)
+            for index, batch in list(going.items()):
+                runs = pipelines[index][0]
+                if not runs.poll_queued(batch):
+                    continue
+                del going[index]
+                try:
+                    runs.finish_queued(batch)
+                except (PipelineError, Interrupted) as exc:
+                    ended(index, exc)
+                    continue
+                advance(index)
+    except KeyboardInterrupt as exc:
+        open_runs = [pipelines[index][0] for index in going]
+        for runs in open_runs:
+            runs.cancel_queued(f"{BY_SIGNAL} on the command that queued it")
+        deadline = time.monotonic() + grace_s
+        for runs in open_runs:
+            runs.wait_queued(deadline)
+        first = next((run_id for runs in open_runs for run_id in runs.open_runs), None)
+        raise Interrupted(f"{len(open_runs)} job(s)", first, BY_SIGNAL) from exc

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import dagster as dg
 
+from stageflow_assets.core.errors import BadInputError
 from stageflow_assets.core.outbox import note_cli_failure
 from stageflow_assets.core.paths import StagePaths, atomic_path
-from stageflow_assets.core.run_sequence import PipelineError, RunSequence, manifest_for
+from stageflow_assets.core.run_sequence import (
+    Interrupted, PipelineError, RunSequence, manifest_for, run_phases_side_by_side,
+)
 from stageflow_assets.core.runs import PartitionRun
 from stageflow_assets.subtitles import stage_dirs
 from stageflow_assets.subtitles.partitions import job_language_partitions, subtitle_job_partitions
@@ -41,43 +45,112 @@ def run_subtitles(
     burn_in: str | None = None,
     max_runtime_s: float | None = None,
 ) -> SubtitleResult:
-    job = register_video(paths, video, glossary).job
-    instance.add_dynamic_partitions(subtitle_job_partitions.name, [job])
-    result = SubtitleResult(job=job)
-    runs = RunSequence(instance, job, force, progress, result.runs, max_runtime_s=max_runtime_s)
-    try:
-        _run_all(runs, paths, job, languages, result, progress, container, burn_in)
-    except PipelineError as exc:
-        note_cli_failure(instance, paths, stage_dirs.DOMAIN, job, str(exc), exc.run_id)
-        raise
-    result.outbox = paths.dir_of(stage_dirs.OUTBOX, job)
-    if out_dir is not None:
-        result.deliverables = copy_deliverables(paths, job, languages, out_dir, container)
-    return result
+    """One video through its runs, a step at a time (on Celery, each step's runs on the workers)."""
+    job = VideoJob(instance, paths, video, languages, out_dir, force, progress, glossary, container, burn_in,
+                   max_runtime_s)
+    with job.noting_failures():
+        for planned in job.phases():
+            job.runs.run_independent(planned)
+    return job.finish()
 
 
-def _run_all(runs: RunSequence, paths: StagePaths, job: str, languages: list[str], result: SubtitleResult,
-             progress: Callable[[str], None], container: str, burn_in: str | None) -> None:
-    progress(f"job {job}: probe, demux, transcribe")
-    runs.run("source, audio, transcript", "subtitle_source_job", subtitle_job_partitions, job)
-    result.detected_language = manifest_for(paths, stage_dirs.TRANSCRIPT, job).details.get("language")
-    progress(f"detected language: {result.detected_language}")
-    progress(f"translate, write subtitles: {', '.join(languages)}")
-    runs.run_independent([
-        PartitionRun(f"subtitles [{lang}]", "subtitle_language_job", job_language_partitions,
-                     dg.MultiPartitionKey({"job": job, "lang": lang}))
-        for lang in languages
-    ])
-    for lang in languages:
-        subs = manifest_for(paths, stage_dirs.SUBTITLES, job, lang)
-        if subs.status == "skipped":
-            result.skipped[lang] = subs.details.get("skipped_reason", "skipped")
-            progress(f"skipped {lang}: {result.skipped[lang]}")
-    if len(result.skipped) == len(languages):
-        raise PipelineError("no requested language could be served: " + "; ".join(result.skipped.values()))
-    mux_config = {"ops": {"subtitled_video": {"config": {
-        "languages": languages, "container": container, "burn_in": burn_in}}}}
-    runs.run("subtitled video", "subtitle_mux_job", subtitle_job_partitions, job, mux_config)
+def run_subtitles_side_by_side(
+    instance: dg.DagsterInstance,
+    paths: StagePaths,
+    videos: list[Path],
+    progress: Callable[[str], None] = lambda _: None,
+    delivered: Callable[[Path, "SubtitleResult | Exception"], None] = lambda *_: None,
+    **options: Any,
+) -> None:
+    """Scale-out: every video's runs on the workers at once, each video going on to its next
+    runs as soon as its own have ended. `delivered(video, result or error)` as each ends; a
+    failed video does not stop the others. Ctrl-C cancels every run still going. `options`:
+    `run_subtitles`' keyword arguments."""
+    jobs = [VideoJob(instance, paths, video, progress=_labelled(progress, video), label=f"{video.name}: ", **options)
+            for video in videos]
+    first: dict[str, Path] = {}
+    for job in jobs:
+        seen = first.setdefault(job.job, job.video)
+        if seen is not job.video:  # the same partitions' runs side by side would collide
+            raise BadInputError(f"{seen} and {job.video} are the same video (job {job.job}): give it once",
+                                job=job.job)
+    run_phases_side_by_side(
+        [(job.runs, job.phases()) for job in jobs],
+        lambda index, error: delivered(jobs[index].video, jobs[index].ended(error)),
+    )
+
+
+def _labelled(progress: Callable[[str], None], video: Path) -> Callable[[str], None]:
+    return lambda line: progress(f"{video.name}: {line}")
+
+
+class VideoJob:
+    """One video's way through the subtitle runs: its job partition, its runs and its result."""
+
+    def __init__(self, instance: dg.DagsterInstance, paths: StagePaths, video: Path, languages: list[str],
+                 out_dir: Path | None = None, force: bool = False, progress: Callable[[str], None] = lambda _: None,
+                 glossary: Path | None = None, container: str = "mkv", burn_in: str | None = None,
+                 max_runtime_s: float | None = None, label: str = "") -> None:
+        self.instance, self.paths, self.video = instance, paths, video
+        self.languages, self.out_dir, self.container, self.burn_in = languages, out_dir, container, burn_in
+        self.progress, self.label = progress, label
+        self.job = register_video(paths, video, glossary).job
+        instance.add_dynamic_partitions(subtitle_job_partitions.name, [self.job])
+        self.result = SubtitleResult(job=self.job)
+        self.runs = RunSequence(instance, self.job, force, progress, self.result.runs, max_runtime_s=max_runtime_s)
+
+    def phases(self) -> Iterator[list[PartitionRun]]:
+        """The runs to make, a step at a time: each list's runs are independent, and the next list
+        comes once they have all succeeded (a stage that could serve nothing raises here)."""
+        job, paths, progress = self.job, self.paths, self.progress
+        progress(f"job {job}: probe, demux, transcribe")
+        yield [PartitionRun(f"{self.label}source, audio, transcript", "subtitle_source_job",
+                            subtitle_job_partitions, job)]
+        self.result.detected_language = manifest_for(paths, stage_dirs.TRANSCRIPT, job).details.get("language")
+        progress(f"detected language: {self.result.detected_language}")
+        progress(f"translate, write subtitles: {', '.join(self.languages)}")
+        yield [
+            PartitionRun(f"{self.label}subtitles [{lang}]", "subtitle_language_job", job_language_partitions,
+                         dg.MultiPartitionKey({"job": job, "lang": lang}))
+            for lang in self.languages
+        ]
+        for lang in self.languages:
+            subs = manifest_for(paths, stage_dirs.SUBTITLES, job, lang)
+            if subs.status == "skipped":
+                self.result.skipped[lang] = subs.details.get("skipped_reason", "skipped")
+                progress(f"skipped {lang}: {self.result.skipped[lang]}")
+        if len(self.result.skipped) == len(self.languages):
+            raise PipelineError("no requested language could be served: " + "; ".join(self.result.skipped.values()))
+        mux_config = {"ops": {"subtitled_video": {"config": {
+            "languages": self.languages, "container": self.container, "burn_in": self.burn_in}}}}
+        yield [PartitionRun(f"{self.label}subtitled video", "subtitle_mux_job", subtitle_job_partitions, job,
+                            mux_config)]
+
+    @contextmanager
+    def noting_failures(self) -> Iterator[None]:
+        """A failure is noted in the job's outbox (FAILED.txt), as the sensor does for the daemon's runs."""
+        try:
+            yield
+        except PipelineError as exc:
+            note_cli_failure(self.instance, self.paths, stage_dirs.DOMAIN, self.job, str(exc), exc.run_id)
+            raise
+
+    def finish(self) -> SubtitleResult:
+        self.result.outbox = self.paths.dir_of(stage_dirs.OUTBOX, self.job)
+        if self.out_dir is not None:
+            self.result.deliverables = copy_deliverables(self.paths, self.job, self.languages, self.out_dir,
+                                                         self.container)
+        return self.result
+
+    def ended(self, error: Exception | None) -> "SubtitleResult | Exception":
+        """The result once its runs are done, or the error that ended it (noted in its outbox)."""
+        try:
+            with self.noting_failures():
+                if error is not None:
+                    raise error
+            return self.finish()
+        except (PipelineError, Interrupted, OSError) as exc:
+            return exc
 
 
 def copy_deliverables(
