@@ -87,6 +87,32 @@ def test_ctrl_c_during_transcription_cancels_the_run_at_once(long_speech_video, 
     assert took < 60, took  # the whole transcription of 6.5 min takes far longer than a window's decoding
 
 
+def test_ctrl_c_on_a_command_of_several_videos_stops_them_all(speech_video, long_speech_video, tmp_path):
+    """The first video delivered, the second transcribing, a third waiting: one Ctrl-C stops the
+    command with one line; the second's run ends CANCELED and the third never starts."""
+    first, second, third = tmp_path / "manyfirst.mp4", tmp_path / "manysecond.mp4", tmp_path / "manythird.mp4"
+    first.write_bytes(speech_video.read_bytes())
+    second.write_bytes(long_speech_video.read_bytes())
+    third.write_bytes(speech_video.read_bytes())
+    proc = start_cli(["subtitles", first, second, third, "--lang", "es", "--out", tmp_path / "out"])
+    wait_for(lambda: stage_started("manysecond", "03_transcript"), 240, "the second video's transcription", proc)
+    time.sleep(1.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+
+    assert proc.returncode == 130, stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("stageflow:")]
+    assert len(lines) == 1 and lines[0].startswith("stageflow: interrupted: source, audio, transcript stopped: "
+                                                   "Ctrl-C or SIGTERM; nothing was delivered (run "), stderr
+    assert "Traceback" not in stderr
+    # the first video was delivered before the interrupt, and said so
+    (job,) = [line.split(": ", 1)[1] for line in stdout.splitlines() if line.startswith("job: ")]
+    assert job.startswith("manyfirst-") and (tmp_path / "out" / f"{job}.es.srt").is_file()
+    (run,) = job_runs(job_dir("manysecond").name)
+    assert run.status == dg.DagsterRunStatus.CANCELED
+    assert job_dir("manythird") is None or not job_runs(job_dir("manythird").name)
+
+
 def test_ctrl_c_while_a_tool_runs_kills_the_tool(speech_video, tmp_path):
     pid_file = tmp_path / "apertium.pid"
     bin_dir = fake_apertium(tmp_path, f"echo $$ > {pid_file}\nexec sleep 300\n")  # it hangs

@@ -223,6 +223,31 @@ def test_ctrl_c_on_the_cli_cancels_its_run_on_the_worker(cluster, long_speech_vi
     assert not (tmp_path / "out").exists()
 
 
+def test_ctrl_c_on_a_command_of_several_videos_cancels_all_their_runs(cluster, long_speech_video, tmp_path):
+    """Two long videos side by side, one transcribing on each worker: one Ctrl-C, one line, both
+    runs CANCELED, nothing delivered."""
+    videos = [tmp_path / f"stopmany{n}.mp4" for n in (1, 2)]
+    for video in videos:
+        shutil.copyfile(long_speech_video, video)
+    cli = subprocess.Popen([str(STAGEFLOW), "subtitles", *map(str, videos), "--lang", "es", "--out",
+                            str(tmp_path / "out")], env=cluster.env, start_new_session=True, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    started = [_wait_for_started(cluster, f"stopmany{n}", cli) for n in (1, 2)]
+    os.killpg(cli.pid, signal.SIGINT)
+    stdout, stderr = cli.communicate(timeout=120)
+    assert cli.returncode == 130, stderr[-2000:]
+    lines = [l for l in stderr.splitlines() if l.startswith("stageflow:")]
+    assert len(lines) == 1 and lines[0].startswith("stageflow: interrupted: 2 job(s) stopped: Ctrl-C or SIGTERM"), stderr
+    assert "job:" not in stdout
+    for run in started:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not cluster.runs(run.tags[JOB_TAG])[0].is_finished:
+            time.sleep(0.5)
+        (after,) = cluster.runs(run.tags[JOB_TAG])
+        assert after.status == dg.DagsterRunStatus.CANCELED, after.status
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_killed_workers_run_fails_and_runs_again_on_the_other(cluster, long_speech_video, tmp_path):
     cli, run = _subtitles_started(cluster, long_speech_video, tmp_path, "workerdies")
     victim = run.tags[WORKER_TAG]
