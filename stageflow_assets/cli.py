@@ -177,7 +177,8 @@ def _subtitles_many(instance, paths, videos: list[Path], options: dict) -> None:
         elif isinstance(outcome, Exception):
             run_id = getattr(outcome, "run_id", None)
             suffix = f" (run {run_id}; inspect it in the UI: make ui)" if run_id else ""
-            click.echo(f"stageflow: error: {video}: {outcome}{suffix}", err=True)
+            message = str(outcome).removeprefix(f"{video.name}: ")  # side by side, runs carry the name
+            click.echo(f"stageflow: error: {video}: {message}{suffix}", err=True)
             codes.append(EXIT_RUN_FAILED)
         else:
             _echo_subtitles(outcome)

@@ -144,17 +144,26 @@ def test_runs_go_to_both_workers_and_match_the_in_process_result(cluster, speech
 
 def test_one_command_runs_several_videos_side_by_side(cluster, speech_video, tmp_path):
     """Several videos in one command: every video's runs on the workers at once, each video going
-    on as its own runs end; one result block per video, all of them delivered."""
+    on as its own runs end; one result block per video delivered, one error line for the one
+    that failed (a video without sound), which stops none of the others."""
     videos = [tmp_path / f"many-{n}.mp4" for n in (1, 2, 3)]
     for video in videos:
         shutil.copyfile(speech_video, video)
-    result = cluster.cli("subtitles", *videos, "--lang", "es", "--out", tmp_path / "out")
-    assert result.returncode == 0, result.stderr[-3000:]
+    silent = tmp_path / "many-silent.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=c=blue:s=160x120:r=25",
+                    "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(silent)],
+                   check=True)
+    result = cluster.cli("subtitles", videos[0], silent, *videos[1:], "--lang", "es", "--out", tmp_path / "out")
+    assert result.returncode == 1, result.stderr[-3000:]
+    (error,) = result.error_lines
+    assert error.startswith(f"stageflow: error: {silent}: source, audio, transcript: "), error
+    assert "no audio stream" in error and error.endswith("; inspect it in the UI: make ui)"), error
     jobs = result.value("job")
     assert sorted(job.split("-")[0] for job in jobs) == ["many", "many", "many"] and len(set(jobs)) == 3
     assert len(result.value("outbox")) == 3
     runs = [run for job in jobs for run in cluster.runs(job)]
     assert len(runs) == 9 and {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
+    assert (tmp_path / "out").is_dir() and not list((tmp_path / "out").glob("many-silent*"))
     assert {r.tags[WORKER_TAG] for r in runs} == {"w1", "w2"}
     # side by side: a second video's source run started before the first video's mux run ended
     by_job = {job: {r.job_name: r for r in cluster.runs(job)} for job in jobs}

@@ -66,7 +66,7 @@ def run_subtitles_side_by_side(
     runs as soon as its own have ended. `delivered(video, result or error)` as each ends; a
     failed video does not stop the others. Ctrl-C cancels every run still going. `options`:
     `run_subtitles`' keyword arguments."""
-    jobs = [VideoJob(instance, paths, video, progress=_labelled(progress, video), label=f"{video.name}: ", **options)
+    jobs = [VideoJob(instance, paths, video, progress=progress, label=f"{video.name}: ", **options)
             for video in videos]
     first: dict[str, Path] = {}
     for job in jobs:
@@ -80,10 +80,6 @@ def run_subtitles_side_by_side(
     )
 
 
-def _labelled(progress: Callable[[str], None], video: Path) -> Callable[[str], None]:
-    return lambda line: progress(f"{video.name}: {line}")
-
-
 class VideoJob:
     """One video's way through the subtitle runs: its job partition, its runs and its result."""
 
@@ -93,7 +89,8 @@ class VideoJob:
                  max_runtime_s: float | None = None, label: str = "") -> None:
         self.instance, self.paths, self.video = instance, paths, video
         self.languages, self.out_dir, self.container, self.burn_in = languages, out_dir, container, burn_in
-        self.progress, self.label = progress, label
+        self.label = label  # before each run's name and each line of its own (several videos at once)
+        self.progress = (lambda line: progress(f"{label}{line}")) if label else progress
         self.job = register_video(paths, video, glossary).job
         instance.add_dynamic_partitions(subtitle_job_partitions.name, [self.job])
         self.result = SubtitleResult(job=self.job)
