@@ -37,6 +37,7 @@ class Interrupted(Exception):
 
 
 BY_SIGNAL = "Ctrl-C or SIGTERM"
+CANCELED_BY_SIGNAL = f"{BY_SIGNAL} on the command that queued it"  # why queued runs were canceled
 
 
 def manifest_for(paths: StagePaths, spec: StageSpec, job: str, lang: str | None = None) -> StageManifest:
@@ -130,15 +131,10 @@ class RunSequence:
         try:
             finished = self._queue.run_all(planned)
         except KeyboardInterrupt as exc:
-            self._queue.cancel_open("Ctrl-C or SIGTERM on the command that queued it")
+            self._queue.cancel_open(CANCELED_BY_SIGNAL)
             raise Interrupted(", ".join(p.what for p in planned), next(iter(self._queue.open), None),
                               BY_SIGNAL) from exc
         return self._record_all(finished)
-
-    @property
-    def queued(self) -> bool:
-        """Runs go to Celery workers (scale-out), not executed in this process."""
-        return self._queue is not None
 
     def start_queued(self, planned: list[PartitionRun]) -> LaunchedRuns:
         """Scale-out: launch the runs and return at once (`poll_queued`, then `finish_queued`)."""
@@ -243,7 +239,7 @@ def run_phases_side_by_side(
     except KeyboardInterrupt as exc:
         open_runs = [pipelines[index][0] for index in going]
         for runs in open_runs:
-            runs.cancel_queued(f"{BY_SIGNAL} on the command that queued it")
+            runs.cancel_queued(CANCELED_BY_SIGNAL)
         deadline = time.monotonic() + grace_s
         for runs in open_runs:
             runs.wait_queued(deadline)

@@ -8,6 +8,7 @@ or the UI's Terminate (see `core.cancel`).
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import os
@@ -64,19 +65,14 @@ def job_named(name: str) -> dg.JobDefinition:
     return job
 
 
-_frozen = False
-
-
+@functools.cache
 def _freeze_loaded_code() -> None:
     """Once per process, when the first job is loaded: move what importing Dagster and the
     definitions left on the heap out of the garbage collector's sight (gc.freeze, public since
     3.7). Those objects live as long as the process; without this every full collection walks
     them again: faster-whisper collects once per decoded file (0.19 s in a warm worker, 0.02 s
     in a plain script), and Python's own collections during a run do the same."""
-    global _frozen
-    if not _frozen:
-        _frozen = True
-        gc.freeze()
+    gc.freeze()
 
 
 def reconstructable_job(name: str):

@@ -79,20 +79,13 @@ def instance_yaml(template: str) -> str:
     broker_url()
     variable, literal = backend_source()
     backend = f"\n      env: {variable}" if variable else f" {literal}"
-    slots = run_slots()
-    template, found = re.subn(
-        r"^(\s*)max_concurrent_runs:.*$",
-        rf"\1max_concurrent_runs: {slots}        # the workers' slots + a few in the broker ({RUN_SLOTS_ENV})",
-        template, count=1, flags=re.MULTILINE)
-    if not found:
-        raise ScaleOutConfigError("the PostgreSQL template has no concurrency.runs.max_concurrent_runs line")
+    template = _edit_line(template, "max_concurrent_runs",
+                          rf"\1max_concurrent_runs: {run_slots()}        # the workers' slots + a few in the broker "
+                          rf"({RUN_SLOTS_ENV})")
     # a launched run waits in the broker, STARTING, until a worker is free: Dagster's run
     # monitoring would fail it after 180 s of that (a dead worker's run is the health sensor's)
-    template, found = re.subn(r"^(\s*)poll_interval_seconds:.*$",
-                              rf"\g<0>\n\1start_timeout_seconds: {START_TIMEOUT_S}   # waiting in the broker for a worker",
-                              template, count=1, flags=re.MULTILINE)
-    if not found:
-        raise ScaleOutConfigError("the PostgreSQL template has no run_monitoring.poll_interval_seconds line")
+    template = _edit_line(template, "poll_interval_seconds",
+                          rf"\g<0>\n\1start_timeout_seconds: {START_TIMEOUT_S}   # waiting in the broker for a worker")
     return template.rstrip() + f"""
 # The sensors tick side by side: one after the other, each tick's bookkeeping against the
 # database made every inbox hop (video -> source run -> languages -> mux) wait ~10 s, not 5
@@ -114,6 +107,14 @@ run_launcher:
       task_acks_late: false             # dagster-celery's tasks are not safe to run twice
       result_expires: 86400
 """
+
+
+def _edit_line(template: str, key: str, replacement: str) -> str:
+    """The template with its `key:` line replaced (`\\1`: its indent, `\\g<0>`: the line itself)."""
+    edited, found = re.subn(rf"^(\s*){key}:.*$", replacement, template, count=1, flags=re.MULTILINE)
+    if not found:
+        raise ScaleOutConfigError(f"the PostgreSQL template has no `{key}:` line")
+    return edited
 
 
 def run_slots() -> int:
