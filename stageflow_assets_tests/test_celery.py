@@ -232,6 +232,23 @@ def test_ctrl_c_on_the_cli_cancels_its_run_on_the_worker(cluster, long_speech_vi
     assert not (tmp_path / "out").exists()
 
 
+def test_a_worker_stops_its_run_once_it_is_canceling_even_if_the_revoke_is_lost(cluster, long_speech_video, tmp_path):
+    """The revoked task's SIGTERM is one signal, and one that lands in a finalizer is lost: the
+    pool process watches its run and interrupts itself while the run is CANCELING. Here the run is
+    only marked CANCELING (no revoke at all), as a lost signal leaves it."""
+    cli, run = _subtitles_started(cluster, long_speech_video, tmp_path, "norevoke")
+    with cluster.instance() as instance:
+        instance.report_run_canceling(run, message="Canceling: the revoke is lost")
+    _, stderr = cli.communicate(timeout=120)
+    assert cli.returncode == 130, stderr[-2000:]
+    lines = [l for l in stderr.splitlines() if l.startswith("stageflow:")]
+    assert len(lines) == 1 and lines[0].startswith(
+        "stageflow: interrupted: source, audio, transcript stopped: its run was canceled; nothing was delivered"), stderr
+    (after,) = cluster.runs(run.tags[JOB_TAG])
+    assert after.status == dg.DagsterRunStatus.CANCELED
+    assert not (tmp_path / "out").exists()
+
+
 def test_ctrl_c_on_a_command_of_several_videos_cancels_all_their_runs(cluster, long_speech_video, tmp_path):
     """Two long videos side by side, one transcribing on each worker: one Ctrl-C, one line, both
     runs CANCELED, nothing delivered."""

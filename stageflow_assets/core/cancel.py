@@ -51,11 +51,16 @@ class RunWatcher:
       handler whatever Python handler Dagster has installed), and marks this session's running
       runs CANCELING: a Ctrl-C between two steps, which Dagster holds until the next step
       starts, then still ends the run CANCELED.
+
+    A Celery worker's pool process watches the one run it executes (`run_id`) and hears no signal
+    itself: the revoked task's SIGTERM arrives once, and an interrupt that lands in a finalizer is
+    lost, so the watcher repeats it as long as the run is CANCELING.
     """
 
-    def __init__(self, instance: dg.DagsterInstance, poll_s: float = 0.5) -> None:
+    def __init__(self, instance: dg.DagsterInstance, poll_s: float = 0.5, run_id: str | None = None) -> None:
         self.instance = instance
         self.poll_s = poll_s
+        self.run_id = run_id
         self.stopped: dict[str, str] = {}  # run id -> why it was stopped
         self.heard_signal = False  # a Ctrl-C or SIGTERM reached this process while watching
         self._sent = 0  # SIGINTs the watcher sent itself and has not read back yet
@@ -68,7 +73,7 @@ class RunWatcher:
         self._signalled_at: dict[str, float] = {}
 
     def __enter__(self) -> "RunWatcher":
-        if threading.current_thread() is threading.main_thread():
+        if self.run_id is None and threading.current_thread() is threading.main_thread():
             self._wake = socket.socketpair()
             for end in self._wake:
                 end.setblocking(False)
@@ -127,6 +132,9 @@ class RunWatcher:
     def _mine(self, *statuses: dg.DagsterRunStatus) -> list:
         from stageflow_assets.core.runs import SESSION_TAG
 
+        if self.run_id is not None:
+            return self.instance.get_run_records(filters=dg.RunsFilter(run_ids=[self.run_id],
+                                                                      statuses=list(statuses)))
         return self.instance.get_run_records(filters=dg.RunsFilter(tags={SESSION_TAG: session_id()},
                                                                   statuses=list(statuses)))
 

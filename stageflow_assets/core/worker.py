@@ -8,7 +8,9 @@ cancelled). What stageflow adds, through Celery's signals:
 * each pool process dies with the main process (parent-death signal), and the tools of its run
   die with it (`providers.process.run_tool`); it has a process group of its own, so only the main
   process hears a terminal's Ctrl-C;
-* the run a pool process starts is tagged `stageflow/worker=<name>`, with its pid and host;
+* the run a pool process starts is tagged `stageflow/worker=<name>`, with its pid and host, and
+  watched while it goes: once it is CANCELING the pool process interrupts itself (SIGINT, as
+  Dagster's own run workers do) until the run has ended;
 * the main process writes a heartbeat to the result backend (Redis) every few seconds.
   dagster-celery 0.29.27's health check trusts a task that has STARTED; the
   `stageflow_worker_health` sensor fails a run whose worker stopped heartbeating, and the
@@ -36,6 +38,7 @@ from stageflow_assets.core import scaleout
 NAME_ENV = "STAGEFLOW_WORKER_NAME"
 TASK_ID_TAG = "dagster-celery/task_id"  # written by dagster-celery's run launcher
 THREADS_ENV = "STAGEFLOW_ASR_THREADS"
+WATCH_POLL_S = 1.0  # how often a busy pool process looks at its run's status (one indexed query)
 
 
 def heartbeat_key(name: str) -> str:
@@ -52,7 +55,8 @@ def run_worker(name: str, concurrency: int, queues: list[str], threads: int | No
     from celery import signals
 
     signals.worker_process_init.connect(_in_pool_process, weak=False)
-    signals.task_prerun.connect(_tag_run, weak=False)
+    signals.task_prerun.connect(_begin_run, weak=False)
+    signals.task_postrun.connect(_end_run, weak=False)
     signals.worker_ready.connect(_start_heartbeat, weak=False)
     signals.worker_shutdown.connect(_stop_heartbeat, weak=False)
     from dagster_celery.app import app  # reads dagster_celery_config (celery_config/)
@@ -92,25 +96,44 @@ def pool_run_connections(instance) -> bool:
     return True
 
 
-def _tag_run(task_id=None, task=None, args=None, kwargs=None, **_) -> None:
-    """Tag the run this pool process is about to execute with the worker that executes it."""
+_watching = None  # this pool process's RunWatcher while it executes a run
+
+
+def _begin_run(task_id=None, task=None, args=None, kwargs=None, **_) -> None:
+    """Before this pool process executes a run: tag the run with this worker, and watch it."""
+    global _watching
     try:
-        _tag(kwargs or {})
+        run_id = _tag(kwargs or {})
     except Exception as exc:  # noqa: BLE001 - the run still runs; the worker's log says why it is untagged
         logging.getLogger("stageflow_assets.worker").warning(f"could not tag the run with this worker: {exc}")
-
-
-def _tag(kwargs: dict) -> None:
-    global _instance
-    packed = kwargs.get("execute_job_args_packed")
-    if not isinstance(packed, dict):
         return
+    if run_id is not None:
+        from stageflow_assets.core.cancel import RunWatcher
+
+        # a run marked CANCELING (the CLI's Ctrl-C, the UI's Terminate, the daemon's max runtime)
+        # is interrupted here until it ends, whether or not the revoked task's SIGTERM got through
+        _watching = RunWatcher(_instance, poll_s=WATCH_POLL_S, run_id=run_id).__enter__()
+
+
+def _end_run(**_) -> None:
+    global _watching
+    if _watching is not None:
+        _watching.__exit__(None, None, None)
+        _watching = None
+
+
+def _tag(kwargs: dict) -> str | None:
+    """Tag the run the task's arguments name with this worker; its run id."""
+    global _instance
+    packed = kwargs.get("execute_job_args_packed") or kwargs.get("resume_job_args_packed")
+    if not isinstance(packed, dict):
+        return None
     import dagster as dg
 
     # the task's argument is Dagster's own serialized ExecuteRunArgs: read it back the public way
     run_id = getattr(dg.deserialize_value(json.dumps(packed)), "run_id", None)
     if not run_id:
-        return
+        return None
     from stageflow_assets.core.runs import HOST_TAG, PID_TAG
 
     if _instance is None:
@@ -126,6 +149,7 @@ def _tag(kwargs: dict) -> None:
         time.sleep(0.05)
     _instance.add_run_tags(run_id, {scaleout.WORKER_TAG: os.environ.get(NAME_ENV, "worker"),
                                     PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
+    return run_id
 
 
 _beating = threading.Event()
