@@ -165,9 +165,13 @@ def events_in(home: Path) -> int:
     """The events the round's runs wrote, read back after the round (not in its time)."""
     import dagster as dg
 
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        return sum(len(instance.get_records_for_run(r.dagster_run.run_id, limit=10000).records)
-                   for r in instance.get_run_records())
+    os.environ["DAGSTER_HOME"] = str(home)  # the instance's yaml reads its base_dir from it
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            return sum(len(instance.get_records_for_run(r.dagster_run.run_id, limit=10000).records)
+                       for r in instance.get_run_records())
+    finally:
+        del os.environ["DAGSTER_HOME"]
 
 
 def main() -> None:
