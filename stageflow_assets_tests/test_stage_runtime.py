@@ -1,6 +1,9 @@
 """The stage runtime on a toy asset: reuse, force, failure that leaves the last good output."""
 
 import json
+import os
+import signal
+import time
 
 import dagster as dg
 import pytest
@@ -14,11 +17,13 @@ from stageflow_assets.core.stage_store import StageStore
 toy_jobs = dg.DynamicPartitionsDefinition(name="toy_jobs")
 SPEC = StageSpec("toy", "01_echo")
 CALLS: list[str] = []
+STOPPED: list[str] = []  # the work that a Ctrl-C stopped
 
 
 class EchoConfig(dg.Config):
     text: str = "hello"
     fail_after_partial_write: bool = False
+    interrupt: bool = False
 
 
 @dg.asset(partitions_def=toy_jobs, code_version="1", metadata=SPEC.metadata)
@@ -28,6 +33,9 @@ def echo(context: dg.AssetExecutionContext, config: EchoConfig, storage: StageSt
         out.output("echo.txt", kind="text", fmt="txt").write_text(config.text)
         if config.fail_after_partial_write:
             raise BadInputError(f"toy input {config.text!r} is bad: give another", text=config.text)
+        if config.interrupt:
+            STOPPED.append(config.text)
+            raise KeyboardInterrupt  # a Ctrl-C in the middle of the work
         out.details["chars"] = len(config.text)
 
     return run_stage(context, storage.paths, SPEC, inputs=[], config={"text": config.text}, work=work)
@@ -39,12 +47,14 @@ def env(tmp_path):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("toy_jobs", ["job-1"])
         CALLS.clear()
+        STOPPED.clear()
 
-        def run(text="hello", fail=False, tags=None):
+        def run(text="hello", fail=False, tags=None, interrupt=False):
             return dg.materialize(
                 [echo], instance=instance, partition_key="job-1", raise_on_error=False, tags=tags,
                 resources={"storage": store, "io_manager": StageManifestIOManager(store=store)},
-                run_config=dg.RunConfig({"echo": EchoConfig(text=text, fail_after_partial_write=fail)}),
+                run_config=dg.RunConfig({"echo": EchoConfig(text=text, fail_after_partial_write=fail,
+                                                            interrupt=interrupt)}),
             )
 
         yield run, tmp_path / "toy" / "job-1" / "01_echo", instance
@@ -100,3 +110,29 @@ def test_failure_keeps_last_good_outputs_and_records_the_error(env):
     ]
     assert run("good again").success
     assert not (stage_dir / "manifest.failed.json").exists()
+
+
+def test_a_second_interrupt_during_the_failure_record_leaves_it_whole(env, monkeypatch):
+    """Ctrl-C stops the work; a moment later the run watcher interrupts the run again (it repeats
+    its interrupt while the run is CANCELING). Landing while the step writes its failure record,
+    that second interrupt must not leave a temporary file or a missing manifest.failed.json."""
+    import stageflow_assets.core.stage as stage
+
+    run, stage_dir, instance = env
+    remove_temps = stage._remove_temps
+    interrupted = []
+
+    def remove_temps_interrupted(directory):
+        if STOPPED and not interrupted:  # the failure record, after the work was stopped
+            os.kill(os.getpid(), signal.SIGINT)  # the watcher's interrupt, while the record is written
+            time.sleep(0.3)  # the interrupt's handler runs meanwhile
+            interrupted.append(True)
+        remove_temps(directory)
+
+    monkeypatch.setattr(stage, "_remove_temps", remove_temps_interrupted)
+    result = run("stopped", interrupt=True)
+    assert not result.success and interrupted
+    assert sorted(p.name for p in stage_dir.iterdir()) == ["manifest.failed.json", "stage.log"]
+    failed = json.loads((stage_dir / "manifest.failed.json").read_text())
+    assert failed["status"] == "failed" and failed["errors"][0]["type"] == "Interrupted"
+    assert instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.CANCELED

@@ -13,6 +13,7 @@ import inspect
 import os
 import resource
 import shutil
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -180,6 +181,33 @@ def _remove_temps(directory: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
+def _to_the_end(work: Callable[[], None]) -> None:
+    """`work()`, finished even if interrupts arrive meanwhile. A step that is already stopping
+    hears more of them (the run watcher repeats its interrupt while the run is CANCELING, a user
+    presses Ctrl-C twice): its failure record must still be written whole and its temporary files
+    removed. Signals reach only the main thread, so `work` runs in another while this one waits
+    and lets them pass; if the run still goes, the watcher interrupts it again a moment later."""
+    failed: list[BaseException] = []
+    done = threading.Event()  # not Thread.join: one interrupted by a signal marks the thread ended
+
+    def body() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the step's thread
+            failed.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=body, name="stageflow-failure-record", daemon=True).start()
+    while not done.is_set():
+        try:
+            done.wait(0.1)
+        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
+            continue
+    if failed:
+        raise failed[0]
+
+
 def run_stage(
     context: dg.AssetExecutionContext,
     paths: StagePaths,
@@ -299,25 +327,28 @@ def run_stage(
         progress.stage_done(stage, base["partition"], writer.status, manifest.duration_s)
         return _as_output(paths, directory, manifest, preview=writer.preview)
     except BaseException as exc:  # noqa: BLE001 - interrupts must leave a failed manifest too
-        if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
-            # stopped on purpose (Ctrl-C, Terminate, SIGTERM): the run ends CANCELED, not FAILURE
-            _note_interrupt(context, run_id)
-        _remove_temps(directory)
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        error = _error_record(exc)
-        failed = StageManifest(
-            **base,
-            status="failed",
-            finished=datetime.now(timezone.utc),
-            duration_s=round(time.perf_counter() - t0, 4),
-            errors=[error],
-        )
-        write_text_atomic(directory / FAILED_MANIFEST_NAME, failed.model_dump_json(indent=2))
-        log(f"failed: {error.message}", "error")
-        log.flush()
-        progress.stage_done(stage, base["partition"], "interrupted" if error.type == "Interrupted" else "failed",
-                            failed.duration_s)
+        def record_failure() -> None:
+            if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
+                # stopped on purpose (Ctrl-C, Terminate, SIGTERM): the run ends CANCELED, not FAILURE
+                _note_interrupt(context, run_id)
+            _remove_temps(directory)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            error = _error_record(exc)
+            failed = StageManifest(
+                **base,
+                status="failed",
+                finished=datetime.now(timezone.utc),
+                duration_s=round(time.perf_counter() - t0, 4),
+                errors=[error],
+            )
+            write_text_atomic(directory / FAILED_MANIFEST_NAME, failed.model_dump_json(indent=2))
+            log(f"failed: {error.message}", "error")
+            log.flush()
+            progress.stage_done(stage, base["partition"], "interrupted" if error.type == "Interrupted" else "failed",
+                                failed.duration_s)
+
+        _to_the_end(record_failure)
         if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
             # not retried (Dagster's retry policy would run the step again): the run is canceling
             raise dg.Failure(description=f"{stage} [{base['partition']}] interrupted: the run was canceled",
