@@ -327,7 +327,7 @@ def run_stage(
         progress.stage_done(stage, base["partition"], writer.status, manifest.duration_s)
         return _as_output(paths, directory, manifest, preview=writer.preview)
     except BaseException as exc:  # noqa: BLE001 - interrupts must leave a failed manifest too
-        def record_failure() -> None:
+        def record_failure(exc: BaseException) -> None:
             if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
                 # stopped on purpose (Ctrl-C, Terminate, SIGTERM): the run ends CANCELED, not FAILURE
                 _note_interrupt(context, run_id)
@@ -348,7 +348,7 @@ def run_stage(
             progress.stage_done(stage, base["partition"], "interrupted" if error.type == "Interrupted" else "failed",
                                 failed.duration_s)
 
-        _to_the_end(record_failure)
+        _to_the_end(functools.partial(record_failure, exc))
         if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
             # not retried (Dagster's retry policy would run the step again): the run is canceling
             raise dg.Failure(description=f"{stage} [{base['partition']}] interrupted: the run was canceled",

@@ -102,17 +102,19 @@ _watching = None  # this pool process's RunWatcher while it executes a run
 def _begin_run(task_id=None, task=None, args=None, kwargs=None, **_) -> None:
     """Before this pool process executes a run: tag the run with this worker, and watch it."""
     global _watching
+    run_id = _run_id_of(kwargs or {})
+    if run_id is None:
+        return
+    instance = _pool_instance()
     try:
-        run_id = _tag(kwargs or {})
+        _tag(instance, run_id)
     except Exception as exc:  # noqa: BLE001 - the run still runs; the worker's log says why it is untagged
         logging.getLogger("stageflow_assets.worker").warning(f"could not tag the run with this worker: {exc}")
-        return
-    if run_id is not None:
-        from stageflow_assets.core.cancel import RunWatcher
+    from stageflow_assets.core.cancel import RunWatcher
 
-        # a run marked CANCELING (the CLI's Ctrl-C, the UI's Terminate, the daemon's max runtime)
-        # is interrupted here until it ends, whether or not the revoked task's SIGTERM got through
-        _watching = RunWatcher(_instance, poll_s=WATCH_POLL_S, run_id=run_id).__enter__()
+    # a run marked CANCELING (the CLI's Ctrl-C, the UI's Terminate, the daemon's max runtime) is
+    # interrupted here until it ends, whether or not the revoked task's SIGTERM got through
+    _watching = RunWatcher(instance, poll_s=WATCH_POLL_S, run_id=run_id).__enter__()
 
 
 def _end_run(**_) -> None:
@@ -122,34 +124,42 @@ def _end_run(**_) -> None:
         _watching = None
 
 
-def _tag(kwargs: dict) -> str | None:
-    """Tag the run the task's arguments name with this worker; its run id."""
-    global _instance
+def _run_id_of(kwargs: dict) -> str | None:
+    """The run a dagster-celery task executes (or resumes), from its arguments."""
     packed = kwargs.get("execute_job_args_packed") or kwargs.get("resume_job_args_packed")
     if not isinstance(packed, dict):
         return None
     import dagster as dg
 
     # the task's argument is Dagster's own serialized ExecuteRunArgs: read it back the public way
-    run_id = getattr(dg.deserialize_value(json.dumps(packed)), "run_id", None)
-    if not run_id:
-        return None
-    from stageflow_assets.core.runs import HOST_TAG, PID_TAG
+    return getattr(dg.deserialize_value(json.dumps(packed)), "run_id", None) or None
 
+
+def _pool_instance():
+    """This pool process's own instance (pooled connections), for tagging and watching runs."""
+    global _instance
     if _instance is None:
+        import dagster as dg
+
         _instance = dg.DagsterInstance.get()
         pool_run_connections(_instance)
+    return _instance
+
+
+def _tag(instance, run_id: str) -> None:
+    """Tag the run with this worker, its pid and host."""
+    from stageflow_assets.core.runs import HOST_TAG, PID_TAG
+
     # the launcher tags the run with its Celery task id right after sending the task, reading and
     # writing the whole tag set: tagging before that write lands would be overwritten by it
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        run = _instance.get_run_by_id(run_id)
+        run = instance.get_run_by_id(run_id)
         if run is None or TASK_ID_TAG in run.tags:
             break
         time.sleep(0.05)
-    _instance.add_run_tags(run_id, {scaleout.WORKER_TAG: os.environ.get(NAME_ENV, "worker"),
-                                    PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
-    return run_id
+    instance.add_run_tags(run_id, {scaleout.WORKER_TAG: os.environ.get(NAME_ENV, "worker"),
+                                   PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
 
 
 _beating = threading.Event()
