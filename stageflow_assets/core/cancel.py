@@ -132,11 +132,8 @@ class RunWatcher:
     def _mine(self, *statuses: dg.DagsterRunStatus) -> list:
         from stageflow_assets.core.runs import SESSION_TAG
 
-        if self.run_id is not None:
-            return self.instance.get_run_records(filters=dg.RunsFilter(run_ids=[self.run_id],
-                                                                      statuses=list(statuses)))
-        return self.instance.get_run_records(filters=dg.RunsFilter(tags={SESSION_TAG: session_id()},
-                                                                  statuses=list(statuses)))
+        which = {"run_ids": [self.run_id]} if self.run_id is not None else {"tags": {SESSION_TAG: session_id()}}
+        return self.instance.get_run_records(filters=dg.RunsFilter(statuses=list(statuses), **which))
 
     def _cancel_running(self, why: str) -> None:
         for record in self._mine(dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
